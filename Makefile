@@ -1,0 +1,41 @@
+# Developer and CI entry points.  Everything runs from a virtualenv in .venv that is
+# (re)installed whenever pyproject.toml is newer than the stamp file.
+
+VENV   := .venv
+BIN    := $(VENV)/bin
+PYTHON := $(BIN)/python
+STAMP  := $(VENV)/.installed
+
+# Lint only the trees that exist (benchmarks/ may not be there yet); ruff fails on a
+# missing path.
+LINT_PATHS := $(wildcard asyncroute tests benchmarks)
+
+PYTEST_ARGS ?=
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: venv lint typecheck test bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PYTHON) || python3 -m venv $(VENV)
+	$(BIN)/pip install -q -e '.[test,dev]'
+	touch $@
+
+lint: $(STAMP)
+	$(BIN)/ruff check $(LINT_PATHS)
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict asyncroute
+
+test: lint typecheck
+	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PYTHON) benchmarks/smoke.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build site
+	rm -rf *.egg-info
+	find . -path ./.git -prune -o -type d -name __pycache__ -prune -exec rm -rf {} +

@@ -1,0 +1,533 @@
+"""Encoders and decoders for the rtnetlink messages asyncroute speaks.
+
+Layouts come from pyroute2's message classes (``rtmsg``, ``fibmsg``, ``ifinfmsg``,
+``nlmsgerr``): the fixed-header formats, the attribute numbers and each attribute's
+value type are read from them once, at import, and checked against what this module
+knows how to pack.  Nothing here uses pyroute2's own marshalling; ``tests/unit`` proves
+that the bytes equal pyroute2's ``encode()``.
+
+Invariants:
+- Encoding is one ``struct.pack`` per message, with the ``Struct`` for each message
+  "shape" (which attributes are present) compiled once and cached.
+- Attributes are written in ascending attribute number, then ``other`` in its order.
+- Decoding never raises anything but :class:`DecodeError`.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Iterable
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+
+from pyroute2.netlink import nlmsgerr
+from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
+from pyroute2.netlink.rtnl.rtmsg import rtmsg
+
+from ._frame import HEADER, NLA_TYPE_MASK, align, iter_attributes, iter_frames
+from .constants import NLM_F, NLMSG, RTM
+from .errors import DecodeError
+from .messages import (
+    Address,
+    Body,
+    DoneMessage,
+    ErrorMessage,
+    LinkMessage,
+    Message,
+    RawAttributes,
+    RouteMessage,
+    RuleMessage,
+)
+
+__all__ = [
+    "decode_body",
+    "decode_datagram",
+    "decode_error_payload",
+    "encode_message",
+    "encode_messages",
+]
+
+# --------------------------------------------------------------------------- layouts
+
+
+def _attribute_table(cls: Any) -> dict[str, tuple[int, str]]:
+    """``{name: (number, pyroute2 type name)}`` from a pyroute2 ``nla_map``.
+
+    pyroute2 numbers attributes by position unless the map gives explicit numbers
+    (``fibmsg``); this mirrors ``nlmsg_base.compile_nla``.
+    """
+    table: dict[str, tuple[int, str]] = {}
+    for position, item in enumerate(cls.nla_map):
+        if isinstance(item[0], int):
+            number, name, kind = item[0], item[1], item[2]
+        else:
+            number, name, kind = position, item[0], item[1]
+        table[name] = (number, kind)
+    return table
+
+
+def _fields_format(cls: Any) -> str:
+    return "".join(fmt for _, fmt in cls.fields)
+
+
+def _expect(table: dict[str, tuple[int, str]], name: str, kinds: tuple[str, ...]) -> int:
+    number, kind = table[name]
+    if kind not in kinds:  # pragma: no cover - only if pyroute2 changes a definition
+        raise ImportError(f"pyroute2 defines {name} as {kind!r}; asyncroute expects {kinds}")
+    return number
+
+
+_RTA = _attribute_table(rtmsg)
+_RTAX = _attribute_table(rtmsg.metrics)
+_FRA = _attribute_table(fibmsg)
+_IFLA = _attribute_table(ifinfmsg)
+_ERR = _attribute_table(nlmsgerr)
+
+_ADDR = ("target", "ipaddr")
+RTA_DST = _expect(_RTA, "RTA_DST", _ADDR)
+RTA_SRC = _expect(_RTA, "RTA_SRC", _ADDR)
+RTA_IIF = _expect(_RTA, "RTA_IIF", ("uint32",))
+RTA_OIF = _expect(_RTA, "RTA_OIF", ("uint32",))
+RTA_GATEWAY = _expect(_RTA, "RTA_GATEWAY", _ADDR)
+RTA_PRIORITY = _expect(_RTA, "RTA_PRIORITY", ("uint32",))
+RTA_PREFSRC = _expect(_RTA, "RTA_PREFSRC", _ADDR)
+RTA_METRICS = _expect(_RTA, "RTA_METRICS", ("metrics",))
+RTA_TABLE = _expect(_RTA, "RTA_TABLE", ("uint32",))
+RTAX_MTU = _expect(_RTAX, "RTAX_MTU", ("uint32",))
+
+FRA_DST = _expect(_FRA, "FRA_DST", _ADDR)
+FRA_SRC = _expect(_FRA, "FRA_SRC", _ADDR)
+FRA_PRIORITY = _expect(_FRA, "FRA_PRIORITY", ("uint32",))
+FRA_FWMARK = _expect(_FRA, "FRA_FWMARK", ("uint32",))
+FRA_FWMASK = _expect(_FRA, "FRA_FWMASK", ("uint32",))
+FRA_TABLE = _expect(_FRA, "FRA_TABLE", ("uint32",))
+FRA_PROTOCOL = _expect(_FRA, "FRA_PROTOCOL", ("uint8",))
+
+IFLA_IFNAME = _expect(_IFLA, "IFLA_IFNAME", ("asciiz",))
+IFLA_MTU = _expect(_IFLA, "IFLA_MTU", ("uint32",))
+IFLA_OPERSTATE = _expect(_IFLA, "IFLA_OPERSTATE", ("state",))  # a u8 in pyroute2
+
+NLMSGERR_ATTR_MSG = _expect(_ERR, "NLMSGERR_ATTR_MSG", ("asciiz",))
+NLMSGERR_ATTR_OFFS = _expect(_ERR, "NLMSGERR_ATTR_OFFS", ("uint32",))
+
+#: The u32 metrics.  A nest holding anything else (RTAX_CC_ALGO is a string) is kept raw.
+_RTAX_U32 = frozenset(number for number, kind in _RTAX.values() if kind == "uint32")
+
+_RTMSG_FORMAT = _fields_format(rtmsg)  # family .. type, flags
+_FIBMSG_FORMAT = _fields_format(fibmsg)
+_IFINFMSG_FORMAT = _fields_format(ifinfmsg)
+_NLMSGERR_FORMAT = _fields_format(nlmsgerr)  # the int error
+
+_RTMSG = struct.Struct("=" + _RTMSG_FORMAT)
+_FIBMSG = struct.Struct("=" + _FIBMSG_FORMAT)
+_IFINFMSG = struct.Struct("=" + _IFINFMSG_FORMAT)
+_ERROR_CODE = struct.Struct("=" + _NLMSGERR_FORMAT)
+_U32 = struct.Struct("=I")
+_U16 = struct.Struct("=H")
+_HEADER_FORMAT = HEADER.format.lstrip("=")
+
+# --------------------------------------------------------------------------- encoding
+#
+# An encoder builds a list of struct format fragments and a list of values, then packs
+# them with a Struct cached by its format string.  The header's length is the Struct's
+# size, so it is never computed by hand.
+
+_structs: dict[str, struct.Struct] = {}
+
+
+def _struct_for(fmt: str) -> struct.Struct:
+    compiled = _structs.get(fmt)
+    if compiled is None:
+        compiled = _structs[fmt] = struct.Struct("=" + fmt)
+    return compiled
+
+
+def _pack(fmt: list[str], values: list[Any]) -> bytes:
+    compiled = _struct_for("".join(fmt))
+    values[0] = compiled.size
+    try:
+        return compiled.pack(*values)
+    except struct.error as exc:
+        raise ValueError(f"cannot encode message: {exc}") from None
+
+
+_ADDRESS_FRAGMENT = {4: "HH4s", 16: "HH16s"}
+_U32_ATTR = "HHI"
+_U8_ATTR = "HHB3x"
+
+
+def _add_address(fmt: list[str], values: list[Any], number: int, address: Address) -> None:
+    packed = address.packed
+    fmt.append(_ADDRESS_FRAGMENT[len(packed)])
+    values += (4 + len(packed), number, packed)
+
+
+def _add_raw(fmt: list[str], values: list[Any], attributes: RawAttributes) -> None:
+    for number, value in attributes:
+        length = 4 + len(value)
+        fmt.append(f"HH{len(value)}s{align(length) - length}x")
+        values += (length, number, value)
+
+
+def _add_string(fmt: list[str], values: list[Any], number: int, text: str) -> None:
+    # NUL-terminated, like pyroute2's asciiz and the kernel's nla_put_string.
+    data = text.encode() + b"\0"
+    _add_raw(fmt, values, ((number, data),))
+
+
+def _encode_route(fmt: list[str], values: list[Any], m: RouteMessage) -> None:
+    fmt.append(_RTMSG_FORMAT)
+    values += (
+        m.family, m.dst_len, m.src_len, m.tos, m.table, m.protocol, m.scope, m.type, m.flags
+    )  # fmt: skip
+    if m.dst is not None:
+        _add_address(fmt, values, RTA_DST, m.dst)
+    if m.src is not None:
+        _add_address(fmt, values, RTA_SRC, m.src)
+    if m.iif is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, RTA_IIF, m.iif)
+    if m.oif is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, RTA_OIF, m.oif)
+    if m.gateway is not None:
+        _add_address(fmt, values, RTA_GATEWAY, m.gateway)
+    if m.priority is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, RTA_PRIORITY, m.priority)
+    if m.prefsrc is not None:
+        _add_address(fmt, values, RTA_PREFSRC, m.prefsrc)
+    if m.metrics:
+        fmt.append("HH" + _U32_ATTR * len(m.metrics))
+        values += (4 + 8 * len(m.metrics), RTA_METRICS)
+        for kind, value in m.metrics:
+            values += (8, kind, value)
+    if m.table_id is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, RTA_TABLE, m.table_id)
+    if m.other:
+        _add_raw(fmt, values, m.other)
+
+
+def _encode_rule(fmt: list[str], values: list[Any], m: RuleMessage) -> None:
+    fmt.append(_FIBMSG_FORMAT)
+    values += (
+        m.family, m.dst_len, m.src_len, m.tos, m.table, m.protocol, m.scope, m.action, m.flags
+    )  # fmt: skip
+    if m.dst is not None:
+        _add_address(fmt, values, FRA_DST, m.dst)
+    if m.src is not None:
+        _add_address(fmt, values, FRA_SRC, m.src)
+    for number, value in (
+        (FRA_PRIORITY, m.priority),
+        (FRA_FWMARK, m.fwmark),
+        (FRA_TABLE, m.table_id),
+        (FRA_FWMASK, m.fwmask),
+    ):
+        if value is not None:
+            fmt.append(_U32_ATTR)
+            values += (8, number, value)
+    if m.rule_protocol is not None:
+        fmt.append(_U8_ATTR)
+        values += (5, FRA_PROTOCOL, m.rule_protocol)
+    if m.other:
+        _add_raw(fmt, values, m.other)
+
+
+def _encode_link(fmt: list[str], values: list[Any], m: LinkMessage) -> None:
+    fmt.append(_IFINFMSG_FORMAT)
+    values += (m.family, m.link_type, m.index, m.flags, m.change)
+    if m.name is not None:
+        _add_string(fmt, values, IFLA_IFNAME, m.name)
+    if m.mtu is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, IFLA_MTU, m.mtu)
+    if m.operstate is not None:
+        fmt.append(_U8_ATTR)
+        values += (5, IFLA_OPERSTATE, m.operstate)
+    if m.other:
+        _add_raw(fmt, values, m.other)
+
+
+def _add_ext_ack(
+    fmt: list[str], values: list[Any], message: str | None, offset: int | None
+) -> None:
+    if message is not None:
+        _add_string(fmt, values, NLMSGERR_ATTR_MSG, message)
+    if offset is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, NLMSGERR_ATTR_OFFS, offset)
+
+
+def _encode_error(fmt: list[str], values: list[Any], m: ErrorMessage) -> None:
+    fmt.append(_NLMSGERR_FORMAT + _HEADER_FORMAT)
+    values += (m.error, *m.request_header)
+    if m.request_payload:
+        _add_raw_bytes(fmt, values, m.request_payload)
+    _add_ext_ack(fmt, values, m.message, m.offset)
+    if m.other:
+        _add_raw(fmt, values, m.other)
+
+
+def _encode_done(fmt: list[str], values: list[Any], m: DoneMessage) -> None:
+    fmt.append(_NLMSGERR_FORMAT)
+    values.append(m.error)
+    _add_ext_ack(fmt, values, m.message, m.offset)
+    if m.other:
+        _add_raw(fmt, values, m.other)
+
+
+def _add_raw_bytes(fmt: list[str], values: list[Any], data: bytes) -> None:
+    fmt.append(f"{len(data)}s{align(len(data)) - len(data)}x")
+    values.append(data)
+
+
+def _encode_bytes(fmt: list[str], values: list[Any], body: bytes) -> None:
+    if body:
+        _add_raw_bytes(fmt, values, body)
+
+
+_BODY_ENCODERS: dict[type, Callable[[list[str], list[Any], Any], None]] = {
+    RouteMessage: _encode_route,
+    RuleMessage: _encode_rule,
+    LinkMessage: _encode_link,
+    ErrorMessage: _encode_error,
+    DoneMessage: _encode_done,
+    bytes: _encode_bytes,
+}
+
+
+def encode_message(message: Message, seq: int | None = None, port_id: int | None = None) -> bytes:
+    """Encode ``message`` into one netlink frame.
+
+    ``seq``/``port_id`` override the message's own fields (the core assigns seqs).
+    Raises ValueError when a field does not fit its wire type.
+    """
+    fmt = [_HEADER_FORMAT]
+    values: list[Any] = [
+        0,
+        message.type,
+        message.flags,
+        message.seq if seq is None else seq,
+        message.port_id if port_id is None else port_id,
+    ]
+    body = message.body
+    try:
+        encoder = _BODY_ENCODERS[type(body)]
+    except KeyError:
+        raise TypeError(f"cannot encode a message body of type {type(body).__name__}") from None
+    encoder(fmt, values, body)
+    return _pack(fmt, values)
+
+
+def encode_messages(messages: Iterable[Message]) -> bytes:
+    """Concatenate encoded frames (each already 4-byte aligned) into one datagram."""
+    return b"".join(encode_message(m) for m in messages)
+
+
+# --------------------------------------------------------------------------- decoding
+
+
+def _address(value: memoryview, what: str) -> Address:
+    if len(value) == 4:
+        return IPv4Address(bytes(value))
+    if len(value) == 16:
+        return IPv6Address(bytes(value))
+    raise DecodeError(f"{what}: address of {len(value)} bytes")
+
+
+def _u32(value: memoryview, what: str) -> int:
+    if len(value) != 4:
+        raise DecodeError(f"{what}: expected 4 bytes, got {len(value)}")
+    result: int = _U32.unpack(value)[0]
+    return result
+
+
+def _u8(value: memoryview, what: str) -> int:
+    if len(value) != 1:
+        raise DecodeError(f"{what}: expected 1 byte, got {len(value)}")
+    return value[0]
+
+
+def _string(value: memoryview, what: str) -> str:
+    data = bytes(value)
+    end = data.find(b"\0")
+    if end < 0:
+        raise DecodeError(f"{what}: string without NUL terminator")
+    return data[:end].decode("utf-8", "replace")
+
+
+def _fixed(payload: memoryview, layout: struct.Struct, what: str) -> tuple[Any, ...]:
+    if len(payload) < layout.size:
+        raise DecodeError(f"{what}: {len(payload)} bytes, header needs {layout.size}")
+    return layout.unpack_from(payload)
+
+
+def _decode_route(payload: memoryview) -> RouteMessage:
+    header = _fixed(payload, _RTMSG, "rtmsg")
+    fields: dict[str, Any] = {}
+    other: list[tuple[int, bytes]] = []
+    for nla_type, value in iter_attributes(payload, _RTMSG.size):
+        number = nla_type & NLA_TYPE_MASK
+        if number == RTA_DST:
+            fields["dst"] = _address(value, "RTA_DST")
+        elif number == RTA_GATEWAY:
+            fields["gateway"] = _address(value, "RTA_GATEWAY")
+        elif number == RTA_OIF:
+            fields["oif"] = _u32(value, "RTA_OIF")
+        elif number == RTA_TABLE:
+            fields["table_id"] = _u32(value, "RTA_TABLE")
+        elif number == RTA_PRIORITY:
+            fields["priority"] = _u32(value, "RTA_PRIORITY")
+        elif number == RTA_PREFSRC:
+            fields["prefsrc"] = _address(value, "RTA_PREFSRC")
+        elif number == RTA_SRC:
+            fields["src"] = _address(value, "RTA_SRC")
+        elif number == RTA_IIF:
+            fields["iif"] = _u32(value, "RTA_IIF")
+        elif number == RTA_METRICS and _all_u32_metrics(value):
+            fields["metrics"] = tuple(
+                (kind & NLA_TYPE_MASK, _u32(v, "RTA_METRICS")) for kind, v in iter_attributes(value)
+            )
+        else:
+            other.append((nla_type, bytes(value)))
+    fields["other"] = tuple(other)
+    return RouteMessage(*header, **fields)
+
+
+def _all_u32_metrics(value: memoryview) -> bool:
+    # A nest with a non-u32 metric (RTAX_CC_ALGO) stays raw in ``other``.
+    return all((kind & NLA_TYPE_MASK) in _RTAX_U32 for kind, _ in iter_attributes(value))
+
+
+def _decode_rule(payload: memoryview) -> RuleMessage:
+    header = _fixed(payload, _FIBMSG, "fib_rule_hdr")
+    fields: dict[str, Any] = {}
+    other: list[tuple[int, bytes]] = []
+    for nla_type, value in iter_attributes(payload, _FIBMSG.size):
+        number = nla_type & NLA_TYPE_MASK
+        if number == FRA_DST:
+            fields["dst"] = _address(value, "FRA_DST")
+        elif number == FRA_SRC:
+            fields["src"] = _address(value, "FRA_SRC")
+        elif number == FRA_PRIORITY:
+            fields["priority"] = _u32(value, "FRA_PRIORITY")
+        elif number == FRA_FWMARK:
+            fields["fwmark"] = _u32(value, "FRA_FWMARK")
+        elif number == FRA_FWMASK:
+            fields["fwmask"] = _u32(value, "FRA_FWMASK")
+        elif number == FRA_TABLE:
+            fields["table_id"] = _u32(value, "FRA_TABLE")
+        elif number == FRA_PROTOCOL:
+            fields["rule_protocol"] = _u8(value, "FRA_PROTOCOL")
+        else:
+            other.append((nla_type, bytes(value)))
+    fields["other"] = tuple(other)
+    return RuleMessage(*header, **fields)
+
+
+def _decode_link(payload: memoryview) -> LinkMessage:
+    header = _fixed(payload, _IFINFMSG, "ifinfomsg")
+    fields: dict[str, Any] = {}
+    other: list[tuple[int, bytes]] = []
+    for nla_type, value in iter_attributes(payload, _IFINFMSG.size):
+        number = nla_type & NLA_TYPE_MASK
+        if number == IFLA_IFNAME:
+            fields["name"] = _string(value, "IFLA_IFNAME")
+        elif number == IFLA_MTU:
+            fields["mtu"] = _u32(value, "IFLA_MTU")
+        elif number == IFLA_OPERSTATE:
+            fields["operstate"] = _u8(value, "IFLA_OPERSTATE")
+        else:
+            other.append((nla_type, bytes(value)))
+    fields["other"] = tuple(other)
+    return LinkMessage(*header, **fields)
+
+
+def _decode_ext_ack(
+    payload: memoryview, offset: int
+) -> tuple[str | None, int | None, RawAttributes]:
+    message: str | None = None
+    bad_offset: int | None = None
+    other: list[tuple[int, bytes]] = []
+    for nla_type, value in iter_attributes(payload, offset):
+        number = nla_type & NLA_TYPE_MASK
+        if number == NLMSGERR_ATTR_MSG:
+            message = _string(value, "NLMSGERR_ATTR_MSG")
+        elif number == NLMSGERR_ATTR_OFFS:
+            bad_offset = _u32(value, "NLMSGERR_ATTR_OFFS")
+        else:
+            other.append((nla_type, bytes(value)))
+    return message, bad_offset, tuple(other)
+
+
+def decode_error_payload(payload: memoryview, flags: int) -> ErrorMessage:
+    """Decode an NLMSG_ERROR payload.
+
+    The kernel (``netlink_ack``) echoes the request's header, plus the whole request
+    unless NLM_F_CAPPED is set; extended-ACK TLVs follow only when NLM_F_ACK_TLVS is set.
+    """
+    code_size = _ERROR_CODE.size
+    if len(payload) < code_size + HEADER.size:
+        raise DecodeError(f"NLMSG_ERROR payload of {len(payload)} bytes is too short")
+    (error,) = _ERROR_CODE.unpack_from(payload)
+    request_header = HEADER.unpack_from(payload, code_size)
+    echo_end = code_size + HEADER.size
+    request_payload = b""
+    if not flags & NLM_F.CAPPED:
+        echoed_length = request_header[0]
+        if echoed_length < HEADER.size or code_size + echoed_length > len(payload):
+            raise DecodeError(f"NLMSG_ERROR echoes a request of {echoed_length} bytes")
+        request_payload = bytes(payload[echo_end : code_size + echoed_length])
+        echo_end = code_size + echoed_length
+    message: str | None = None
+    offset: int | None = None
+    other: RawAttributes = ()
+    if flags & NLM_F.ACK_TLVS:
+        message, offset, other = _decode_ext_ack(payload, align(echo_end))
+    return ErrorMessage(error, request_header, request_payload, message, offset, other)
+
+
+def _decode_done(payload: memoryview, flags: int) -> DoneMessage:
+    if len(payload) < _ERROR_CODE.size:
+        # Some kernel dumps (old or generic netlink) end with an empty DONE.
+        return DoneMessage()
+    (error,) = _ERROR_CODE.unpack_from(payload)
+    if flags & NLM_F.ACK_TLVS:
+        message, offset, other = _decode_ext_ack(payload, _ERROR_CODE.size)
+        return DoneMessage(error, message, offset, other)
+    return DoneMessage(error)
+
+
+_ROUTE_TYPES = frozenset((RTM.NEWROUTE, RTM.DELROUTE, RTM.GETROUTE))
+_RULE_TYPES = frozenset((RTM.NEWRULE, RTM.DELRULE, RTM.GETRULE))
+_LINK_TYPES = frozenset((RTM.NEWLINK, RTM.DELLINK, RTM.GETLINK))
+
+
+def decode_body(msg_type: int, flags: int, payload: memoryview) -> Body:
+    """Decode the payload of a frame of type ``msg_type`` (raw bytes for unknown types)."""
+    try:
+        if msg_type in _ROUTE_TYPES:
+            return _decode_route(payload)
+        if msg_type in _RULE_TYPES:
+            return _decode_rule(payload)
+        if msg_type in _LINK_TYPES:
+            return _decode_link(payload)
+        if msg_type == NLMSG.ERROR:
+            return decode_error_payload(payload, flags)
+        if msg_type == NLMSG.DONE:
+            return _decode_done(payload, flags)
+    except (ValueError, struct.error) as exc:
+        if isinstance(exc, DecodeError):
+            raise
+        raise DecodeError(str(exc)) from exc
+    return bytes(payload)
+
+
+def decode_datagram(data: bytes | memoryview) -> list[Message]:
+    """Decode every frame of a datagram.  Raises DecodeError on any malformed frame."""
+    return [
+        Message(f.type, f.flags, decode_body(f.type, f.flags, f.payload), f.seq, f.port_id)
+        for f in iter_frames(memoryview(data))
+    ]

@@ -1,0 +1,361 @@
+"""The sans-I/O netlink core: requests in → bytes out, datagrams in → events out.
+
+No sockets, no event loop, no clocks.  The I/O layer feeds it and acts on what it returns.
+
+Invariants:
+- A seq is never 0, and never reused while an entry for it exists (sent, queued or
+  abandoned).  Seqs count up modulo 2**32.
+- Every request that is not abandoned finishes exactly once, with exactly one
+  :class:`Finished` event, after all :class:`Reply` events carrying its frames.
+- A request is finished by: an NLMSG_ERROR frame (ack or error reply); NLMSG_DONE for a
+  dump; a reply without NLM_F_MULTI when the request did not ask for an ack.
+- At most ``max_in_flight`` requests are sent and unfinished at once; the rest wait in
+  order.  This bounds the acks the kernel queues on the socket (netlink(7): when the
+  receive buffer is full the kernel drops messages and reports ENOBUFS).
+- At most one dump runs per socket: the kernel answers a second with EBUSY
+  (``__netlink_dump_start``).  Later dumps wait; an abandoned dump is still drained to
+  its NLMSG_DONE before the next one is sent.
+- Only the kernel is believed: a datagram whose sender port id is not 0, or that came to
+  a multicast group, or a frame whose port id or seq is not ours, is dropped and counted.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from ._codec import decode_body, decode_error_payload, encode_message
+from ._frame import iter_frames
+from .constants import NLM_F, NLMSG
+from .errors import (
+    AsyncrouteError,
+    DecodeError,
+    DumpInterrupted,
+    OutcomeUnknown,
+    kernel_error,
+)
+from .messages import DoneMessage, Message
+
+__all__ = ["Finished", "NetlinkProtocol", "ProtocolStats", "Reply"]
+
+_ERROR_CODE = struct.Struct("=i")
+_SEQ_MASK = 0xFFFFFFFF
+_ERROR = int(NLMSG.ERROR)
+_DONE = int(NLMSG.DONE)
+_MULTI = int(NLM_F.MULTI)
+_ACK = int(NLM_F.ACK)
+_DUMP_INTR = int(NLM_F.DUMP_INTR)
+
+
+class Reply(NamedTuple):
+    """A data frame (not an ack) for the request ``seq``."""
+
+    seq: int
+    message: Message
+
+
+class Finished(NamedTuple):
+    """The request ``seq`` is complete; ``error`` is None on success."""
+
+    seq: int
+    error: AsyncrouteError | None
+
+
+Event = Reply | Finished
+
+
+@dataclass
+class ProtocolStats:
+    """Counters of what the core dropped or noticed (never matched to a request)."""
+
+    #: datagrams from a sender port id other than the kernel's (0)
+    foreign: int = 0
+    #: datagrams addressed to a multicast group
+    multicast: int = 0
+    #: frames whose seq is not pending, or whose port id is not ours
+    unknown_seq: int = 0
+    #: frames for requests whose caller stopped waiting
+    late: int = 0
+    #: datagrams or frames that could not be decoded
+    malformed: int = 0
+    #: receive-buffer overruns (ENOBUFS)
+    overruns: int = 0
+
+
+class _Entry:
+    __slots__ = (
+        "abandoned",
+        "data",
+        "dump",
+        "error",
+        "flags",
+        "interrupted",
+        "msg_type",
+        "sent",
+        "seq",
+    )
+
+    def __init__(self, seq: int, msg_type: int, flags: int, data: bytes, dump: bool) -> None:
+        self.seq = seq
+        self.msg_type = msg_type
+        self.flags = flags
+        self.data = data
+        self.dump = dump
+        self.sent = False
+        self.abandoned = False
+        self.interrupted = False
+        self.error: AsyncrouteError | None = None
+
+
+class NetlinkProtocol:
+    """Sequence numbers, the pending table, the window and the dump queue.
+
+    Args:
+        max_in_flight: most requests sent and not yet finished.
+        max_datagram: most bytes :meth:`data_to_send` puts in one datagram (the kernel
+            refuses a send larger than the socket's send buffer).
+        port_id: our netlink port id; frames addressed to another port are dropped.
+            0 disables the check (a fake kernel).
+    """
+
+    def __init__(self, *, max_in_flight: int, max_datagram: int = 65536, port_id: int = 0) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
+        self.max_in_flight = max_in_flight
+        self.max_datagram = max_datagram
+        self.port_id = port_id
+        self.stats = ProtocolStats()
+        self._next_seq = 1
+        self._pending: dict[int, _Entry] = {}
+        self._queue: deque[_Entry] = deque()  # ready to send, in order
+        self._dumps: deque[_Entry] = deque()  # waiting for the dump slot
+        self._dump: _Entry | None = None  # owns the dump slot (queued, sent or draining)
+        self._in_flight = 0
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent and not yet finished (abandoned ones included)."""
+        return self._in_flight
+
+    @property
+    def pending(self) -> int:
+        """Entries that hold a seq: queued, in flight or abandoned-but-unanswered."""
+        return len(self._pending)
+
+    def has_data_to_send(self) -> bool:
+        """True when :meth:`data_to_send` would return something."""
+        return bool(self._queue) and self._in_flight < self.max_in_flight
+
+    # ------------------------------------------------------------------ requests
+
+    def _allocate_seq(self) -> int:
+        seq = self._next_seq
+        pending = self._pending
+        while seq == 0 or seq in pending:
+            seq = (seq + 1) & _SEQ_MASK
+        self._next_seq = (seq + 1) & _SEQ_MASK
+        return seq
+
+    def send_request(self, message: Message, *, dump: bool = False) -> int:
+        """Queue ``message`` and return its seq.  Its bytes come out of :meth:`data_to_send`.
+
+        ``dump`` marks a request answered by a multipart reply ending in NLMSG_DONE.
+        Raises ValueError/TypeError (from the codec) before anything is queued.
+        """
+        seq = self._allocate_seq()
+        data = encode_message(message, seq, self.port_id)
+        entry = _Entry(seq, message.type, message.flags, data, dump)
+        self._pending[seq] = entry
+        if not dump:
+            self._queue.append(entry)
+        elif self._dump is None:
+            self._dump = entry
+            self._queue.append(entry)
+        else:
+            self._dumps.append(entry)
+        return seq
+
+    def data_to_send(self) -> list[bytes]:
+        """Datagrams to send now: queued requests that fit in the window, coalesced."""
+        datagrams: list[bytes] = []
+        chunk: list[bytes] = []
+        size = 0
+        queue = self._queue
+        while queue and self._in_flight < self.max_in_flight:
+            entry = queue.popleft()
+            if entry.abandoned:  # cancelled before it was sent
+                continue
+            data = entry.data
+            if chunk and size + len(data) > self.max_datagram:
+                datagrams.append(b"".join(chunk))
+                chunk, size = [], 0
+            chunk.append(data)
+            size += len(data)
+            entry.data = b""
+            entry.sent = True
+            self._in_flight += 1
+        if chunk:
+            datagrams.append(b"".join(chunk))
+        return datagrams
+
+    def abandon(self, seq: int) -> None:
+        """The caller no longer waits for ``seq`` (cancelled or timed out).
+
+        A request not yet sent is dropped.  A sent one keeps its seq until its reply
+        arrives, so a late reply is never taken for a newer request's.
+        """
+        entry = self._pending.get(seq)
+        if entry is None or entry.abandoned:
+            return
+        entry.abandoned = True
+        if entry.sent:
+            return
+        del self._pending[seq]
+        if entry.dump:
+            if entry is self._dump:
+                self._dump = None
+                self._start_next_dump()
+            else:
+                self._dumps.remove(entry)
+
+    # ------------------------------------------------------------------ replies
+
+    def receive_datagram(
+        self, data: bytes | bytearray | memoryview, sender_port_id: int = 0, sender_groups: int = 0
+    ) -> list[Event]:
+        """Turn one received datagram into events.  Never raises on bad input."""
+        stats = self.stats
+        if sender_port_id != 0:
+            stats.foreign += 1
+            return []
+        if sender_groups != 0:
+            stats.multicast += 1
+            return []
+        events: list[Event] = []
+        pending = self._pending
+        port_id = self.port_id
+        try:
+            for msg_type, flags, seq, frame_port, payload in iter_frames(memoryview(data)):
+                entry = pending.get(seq)
+                if entry is None or not entry.sent or (port_id and frame_port != port_id):
+                    stats.unknown_seq += 1
+                    continue
+                if msg_type == _ERROR:
+                    if len(payload) < 4:
+                        stats.malformed += 1
+                        continue
+                    code = _ERROR_CODE.unpack_from(payload)[0]
+                    self._finish(entry, self._error_reply(entry, code, payload, flags), events)
+                elif msg_type == _DONE:
+                    if flags & _DUMP_INTR:
+                        entry.interrupted = True
+                    error: AsyncrouteError | None = None
+                    try:
+                        done = decode_body(msg_type, flags, payload)
+                        assert isinstance(done, DoneMessage)
+                        if done.error:
+                            error = kernel_error(
+                                -done.error,
+                                seq=seq,
+                                msg_type=entry.msg_type,
+                                message=done.message,
+                                offset=done.offset,
+                            )
+                    except DecodeError as exc:
+                        stats.malformed += 1
+                        error = exc
+                    self._finish(entry, error, events)
+                else:
+                    if flags & _DUMP_INTR:
+                        entry.interrupted = True
+                    if entry.abandoned:
+                        stats.late += 1
+                    else:
+                        try:
+                            body = decode_body(msg_type, flags, payload)
+                        except DecodeError as exc:
+                            stats.malformed += 1
+                            entry.error = entry.error or exc
+                        else:
+                            events.append(
+                                Reply(seq, Message(msg_type, flags, body, seq, frame_port))
+                            )
+                    if not entry.dump and not flags & _MULTI and not entry.flags & _ACK:
+                        self._finish(entry, None, events)
+        except DecodeError:
+            stats.malformed += 1
+        return events
+
+    def _error_reply(
+        self, entry: _Entry, code: int, payload: memoryview, flags: int
+    ) -> AsyncrouteError | None:
+        if code == 0:
+            return None
+        if code > 0:
+            self.stats.malformed += 1
+            return DecodeError(f"NLMSG_ERROR with positive code {code}")
+        message: str | None = None
+        offset: int | None = None
+        try:
+            decoded = decode_error_payload(payload, flags)
+            message, offset = decoded.message, decoded.offset
+        except DecodeError:
+            self.stats.malformed += 1  # the errno is still good; lose only the details
+        return kernel_error(
+            -code, seq=entry.seq, msg_type=entry.msg_type, message=message, offset=offset
+        )
+
+    def _finish(self, entry: _Entry, error: AsyncrouteError | None, events: list[Event]) -> None:
+        del self._pending[entry.seq]
+        self._in_flight -= 1
+        if entry is self._dump:
+            self._dump = None
+            self._start_next_dump()
+        if entry.abandoned:
+            self.stats.late += 1
+            return
+        if error is None:
+            error = entry.error
+        if error is None and entry.interrupted:
+            error = DumpInterrupted()
+        events.append(Finished(entry.seq, error))
+
+    def _start_next_dump(self) -> None:
+        if self._dumps:
+            self._dump = self._dumps.popleft()
+            self._queue.append(self._dump)
+
+    # ------------------------------------------------------------------ failures
+
+    def overrun(self) -> list[Event]:
+        """The receive buffer overflowed (ENOBUFS): replies may have been dropped.
+
+        Every sent request that is not a dump finishes with :class:`OutcomeUnknown`; queued
+        ones are untouched.  A running dump goes on: the kernel only produces dump data
+        when the buffer has room (``netlink_dump``), so none of it was lost.
+        """
+        self.stats.overruns += 1
+        events: list[Event] = []
+        for entry in list(self._pending.values()):
+            if entry.sent and not entry.dump:
+                error = OutcomeUnknown(
+                    f"receive buffer overrun: the reply to seq {entry.seq} may be lost"
+                )
+                self._finish(entry, error, events)
+        return events
+
+    def close(self, error: AsyncrouteError) -> list[Event]:
+        """Finish everything with ``error`` (the connection is closing); reset all state."""
+        events: list[Event] = [
+            Finished(entry.seq, error) for entry in self._pending.values() if not entry.abandoned
+        ]
+        self._pending.clear()
+        self._queue.clear()
+        self._dumps.clear()
+        self._dump = None
+        self._in_flight = 0
+        return events

@@ -1,0 +1,476 @@
+"""The connection: the socket's transport, the waiting callers, and the public API.
+
+One :class:`Connection` owns one netlink socket and one :class:`NetlinkProtocol`.  Any
+number of tasks may call :meth:`Connection.request` at once: each gets a seq, its
+request bytes wait in the core's queue, and the transport sends everything queued in
+one loop iteration with as few ``send`` calls as possible.  Replies are read in bulk
+and handed to the waiting callers by seq.
+
+Transport, per backend:
+- asyncio: ``loop.add_reader`` calls :meth:`Connection._on_readable` directly, which
+  drains every datagram the socket holds into one reused buffer; sends are coalesced
+  with ``loop.call_soon``.
+- trio (and any other anyio backend): a reader task on ``anyio.wait_readable`` runs the
+  same drain; a sender task wakes once per batch of requests.
+
+Invariants:
+- The window (``max_in_flight``) is sized from the receive buffer the kernel actually
+  granted, so the acks of everything in flight fit in it (netlink(7): a full buffer
+  drops replies and reports ENOBUFS).  Callers beyond the window wait; they never fail.
+- A caller that stops waiting (cancelled, timed out) abandons its seq; the core keeps
+  the seq reserved until the reply arrives, so nothing is mismatched.
+- Closing wakes every waiter with :class:`ConnectionClosed` before the socket closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import math
+import os
+import socket
+from collections import deque
+from collections.abc import AsyncIterator
+from types import TracebackType
+from typing import Any
+
+import anyio
+import anyio.abc
+import anyio.lowlevel
+
+from ._protocol import Finished, NetlinkProtocol, ProtocolStats, Reply
+from ._socket import SocketInfo, open_netlink_socket
+from .constants import NLM_F
+from .errors import AsyncrouteError, ConnectionClosed, DumpInterrupted
+from .messages import Message
+
+__all__ = ["ACK_BUFFER_COST", "DEFAULT_TIMEOUT", "Connection", "connect"]
+
+#: Receive-buffer bytes one queued reply may take (skb truesize; ~832 measured for an
+#: ack, more for an error reply with an extended-ACK message).
+ACK_BUFFER_COST = 1024
+#: Receive-buffer bytes kept free for a running dump (``netlink_dump`` fills up to
+#: 32 KiB per datagram and goes on while the buffer is below half full).
+DUMP_RESERVE = 256 * 1024
+#: Default seconds a request may wait for its reply.
+DEFAULT_TIMEOUT = 30.0
+#: Default receive buffer asked for (the kernel doubles it).
+DEFAULT_RCVBUF = 4 * 1024 * 1024
+#: Most requests in flight by default, whatever the buffer would allow.
+DEFAULT_MAX_IN_FLIGHT = 4096
+#: Most bytes per ``send``: the kernel runs every message of a send before returning.
+MAX_DATAGRAM = 32 * 1024
+#: Receive buffer size; larger than any datagram the kernel sends (dumps ≤ 32 KiB).
+RECV_BUFFER = 1024 * 1024
+#: Datagrams drained per wake-up before yielding to other tasks.
+MAX_DRAIN = 512
+
+_REQUEST_ACK = int(NLM_F.REQUEST | NLM_F.ACK)
+_REQUEST = int(NLM_F.REQUEST)
+
+
+class _Waiter:
+    """One caller waiting for one request's replies."""
+
+    __slots__ = ("done", "error", "event", "replies")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.replies: deque[Message] = deque()
+        self.error: AsyncrouteError | None = None
+        self.done = False
+
+
+class Connection:
+    """An rtnetlink connection with many requests in flight.
+
+    Create it with :func:`connect` and use it as an async context manager.  All methods
+    must be called from the event loop (thread) that entered it.
+    """
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        *,
+        info: SocketInfo,
+        max_in_flight: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> None:
+        if max_in_flight is None:
+            fit = (info.rcvbuf - DUMP_RESERVE) // ACK_BUFFER_COST
+            max_in_flight = max(1, min(DEFAULT_MAX_IN_FLIGHT, fit))
+        elif max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
+        self._sock = sock
+        self._info = info
+        self._netlink = sock.family == socket.AF_NETLINK
+        self.timeout = timeout
+        self._core = NetlinkProtocol(
+            max_in_flight=max_in_flight,
+            max_datagram=min(MAX_DATAGRAM, max(4096, info.sndbuf // 2)),
+            port_id=info.port_id,
+        )
+        self._waiters: dict[int, _Waiter] = {}
+        self._buffer = bytearray(RECV_BUFFER)
+        self._view = memoryview(self._buffer)
+        self._outbox: deque[bytes] = deque()
+        self._closed = True
+        self._failure: BaseException | None = None
+        self._task_group: anyio.abc.TaskGroup | None = None
+        self._loop: Any = None
+        self._flush_scheduled = False
+        self._writer_registered = False
+        self._wake_sender: anyio.Event | None = None
+
+    # ------------------------------------------------------------------ properties
+
+    @property
+    def port_id(self) -> int:
+        """The netlink port id the kernel gave this socket."""
+        return self._info.port_id
+
+    @property
+    def rcvbuf(self) -> int:
+        """The receive buffer the kernel granted (bytes, as read back)."""
+        return self._info.rcvbuf
+
+    @property
+    def max_in_flight(self) -> int:
+        """The window: most requests sent and not yet answered."""
+        return self._core.max_in_flight
+
+    @property
+    def stats(self) -> ProtocolStats:
+        """Counters of dropped, late and malformed replies and of overruns."""
+        return self._core.stats
+
+    @property
+    def closed(self) -> bool:
+        """True before the connection is entered and after it is closed."""
+        return self._closed
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Connection:
+        self._closed = False
+        try:
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio, or another backend anyio supports
+            self._loop = None
+        if self._loop is not None:
+            self._loop.add_reader(self._sock.fileno(), self._on_readable)
+        else:
+            self._wake_sender = anyio.Event()
+            self._task_group = anyio.create_task_group()
+            await self._task_group.__aenter__()
+            self._task_group.start_soon(self._reader_task)
+            self._task_group.start_soon(self._sender_task)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._shutdown()
+        if self._task_group is not None:
+            group, self._task_group = self._task_group, None
+            group.cancel_scope.cancel()
+            return await group.__aexit__(exc_type, exc, tb)
+        return None
+
+    async def aclose(self) -> None:
+        """Close now: every waiting caller gets :class:`ConnectionClosed`."""
+        self._shutdown()
+        if self._task_group is not None:
+            self._task_group.cancel_scope.cancel()
+        await anyio.lowlevel.checkpoint()
+
+    def _shutdown(self, cause: BaseException | None = None) -> None:
+        if self._closed and self._sock.fileno() < 0:
+            return
+        self._closed = True
+        self._failure = self._failure or cause
+        if self._loop is not None:
+            fd = self._sock.fileno()
+            if fd >= 0:
+                self._loop.remove_reader(fd)
+                if self._writer_registered:
+                    self._loop.remove_writer(fd)
+        for event in self._core.close(ConnectionClosed("connection closed")):
+            waiter = self._waiters.pop(event.seq, None)
+            if waiter is not None:
+                waiter.error = self._closed_error()
+                waiter.done = True
+                waiter.event.set()
+        self._waiters.clear()
+        self._outbox.clear()
+        if self._wake_sender is not None:
+            self._wake_sender.set()
+        self._sock.close()
+
+    def _closed_error(self) -> ConnectionClosed:
+        error = ConnectionClosed("connection closed")
+        if self._failure is not None:
+            error.__cause__ = self._failure
+        return error
+
+    # ------------------------------------------------------------------ public API
+
+    async def request(self, message: Message, *, timeout: float | None = None) -> Message | None:
+        """Send one request and wait for its answer.
+
+        NLM_F_REQUEST and NLM_F_ACK are added to ``message.flags``, so every request
+        ends with an ack or an error reply.  Returns the reply message if the kernel sent
+        one before the ack (e.g. for a GET), else None.
+
+        Raises:
+            KernelError: (or a subclass) for an error reply.
+            TimeoutError: no answer within ``timeout`` (default: the connection's).
+            ConnectionClosed: the connection closed first.
+            ValueError: a field does not fit its wire type (nothing was sent).
+        """
+        waiter, seq = self._submit(
+            Message(message.type, message.flags | _REQUEST_ACK, message.body), dump=False
+        )
+        try:
+            with anyio.fail_after(self.timeout if timeout is None else timeout):
+                await waiter.event.wait()
+        finally:
+            if not waiter.done:
+                self._abandon(seq)
+        if waiter.error is not None:
+            raise waiter.error
+        return waiter.replies[-1] if waiter.replies else None
+
+    async def dump(
+        self, message: Message, *, timeout: float | None = None
+    ) -> AsyncIterator[Message]:
+        """Send a dump request (NLM_F_DUMP is added) and yield its replies as they arrive.
+
+        One dump runs at a time per socket; others wait their turn.  ``timeout`` bounds
+        the wait for each next reply, not the whole dump.  Close the iterator early with
+        ``contextlib.aclosing`` to abandon the rest; the core drains it.
+
+        Raises DumpInterrupted at the end (with every message received) if the kernel
+        flagged the dump as inconsistent (NLM_F_DUMP_INTR).
+        """
+        waiter, seq = self._submit(
+            Message(message.type, message.flags | _REQUEST | NLM_F.DUMP, message.body), dump=True
+        )
+        limit = self.timeout if timeout is None else timeout
+        received: list[Message] = []
+        try:
+            while True:
+                while waiter.replies:
+                    reply = waiter.replies.popleft()
+                    received.append(reply)
+                    yield reply
+                if waiter.done:
+                    break
+                waiter.event = anyio.Event()
+                if waiter.replies or waiter.done:
+                    continue
+                with anyio.fail_after(limit):
+                    await waiter.event.wait()
+        finally:
+            if not waiter.done:
+                self._abandon(seq)
+        if isinstance(waiter.error, DumpInterrupted):
+            raise DumpInterrupted(received)
+        if waiter.error is not None:
+            raise waiter.error
+
+    # ------------------------------------------------------------------ internals
+
+    def _submit(self, message: Message, *, dump: bool) -> tuple[_Waiter, int]:
+        if self._closed:
+            raise self._closed_error()
+        seq = self._core.send_request(message, dump=dump)
+        waiter = _Waiter()
+        self._waiters[seq] = waiter
+        self._schedule_flush()
+        return waiter, seq
+
+    def _abandon(self, seq: int) -> None:
+        self._waiters.pop(seq, None)
+        if not self._closed:
+            self._core.abandon(seq)
+            # A dump dropped before it was sent may let the next one go.
+            self._schedule_flush()
+
+    def _dispatch(self, events: list[Reply | Finished]) -> None:
+        waiters = self._waiters
+        for event in events:
+            if isinstance(event, Reply):
+                waiter = waiters.get(event.seq)
+                if waiter is not None:
+                    waiter.replies.append(event.message)
+                    waiter.event.set()
+            else:
+                waiter = waiters.pop(event.seq, None)
+                if waiter is not None:
+                    waiter.error = event.error
+                    waiter.done = True
+                    waiter.event.set()
+
+    def _on_readable(self) -> None:
+        """Drain the socket: many datagrams per wake-up, into one reused buffer."""
+        sock = self._sock
+        view = self._view
+        core = self._core
+        dispatch = self._dispatch
+        for _ in range(MAX_DRAIN):
+            try:
+                if self._netlink:
+                    size, (sender_port, sender_groups) = sock.recvfrom_into(self._buffer)
+                else:  # a fake kernel over AF_UNIX: trusted like the kernel
+                    size = sock.recv_into(self._buffer)
+                    sender_port = sender_groups = 0
+            except BlockingIOError:
+                break
+            except OSError as exc:
+                if exc.errno == errno.ENOBUFS:
+                    dispatch(core.overrun())
+                    continue
+                if self._closed:
+                    return
+                self._shutdown(exc)
+                return
+            if size == 0 and not self._netlink:
+                self._shutdown(ConnectionResetError("peer closed the socket"))
+                return
+            dispatch(core.receive_datagram(view[:size], sender_port, sender_groups))
+        if core.has_data_to_send():
+            self._flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_scheduled or self._closed:
+            return
+        self._flush_scheduled = True
+        if self._loop is not None:
+            self._loop.call_soon(self._flush)
+        elif self._wake_sender is not None:
+            self._wake_sender.set()
+
+    def _flush(self) -> None:
+        """Send what the window allows: queued requests, coalesced into few datagrams."""
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        outbox = self._outbox
+        outbox.extend(self._core.data_to_send())
+        sock = self._sock
+        while outbox:
+            try:
+                sock.send(outbox[0])
+            except BlockingIOError:
+                # Only a fake kernel's socketpair fills up; the kernel consumes in send.
+                self._wait_writable()
+                return
+            except OSError as exc:
+                self._shutdown(exc)
+                return
+            outbox.popleft()
+
+    def _wait_writable(self) -> None:
+        if self._loop is not None:
+            if not self._writer_registered:
+                self._writer_registered = True
+
+                def writable() -> None:
+                    self._loop.remove_writer(self._sock.fileno())
+                    self._writer_registered = False
+                    self._flush()
+
+                self._loop.add_writer(self._sock.fileno(), writable)
+        elif self._wake_sender is not None:
+            self._flush_scheduled = True
+            self._wake_sender.set()
+
+    async def _reader_task(self) -> None:
+        while not self._closed:
+            try:
+                await anyio.wait_readable(self._sock)
+            except (OSError, anyio.ClosedResourceError):
+                return
+            self._on_readable()
+
+    async def _sender_task(self) -> None:
+        while not self._closed:
+            assert self._wake_sender is not None
+            await self._wake_sender.wait()
+            self._wake_sender = anyio.Event()
+            if self._closed:
+                return
+            if self._outbox:
+                try:
+                    await anyio.wait_writable(self._sock)
+                except (OSError, anyio.ClosedResourceError):
+                    return
+            self._flush()
+
+
+def connect(
+    netns: str | os.PathLike[str] | None = None,
+    *,
+    rcvbuf: int | None = None,
+    max_in_flight: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> _Connector:
+    """Open an rtnetlink connection, in the current namespace or in ``netns``.
+
+    Use as ``async with asyncroute.connect() as conn:``.
+
+    Args:
+        netns: a name under ``/run/netns`` or a path to a namespace file; None for the
+            caller's own namespace.  The socket is created on a short-lived thread that
+            enters the namespace; the event loop's thread never changes namespace.
+        rcvbuf: receive buffer to ask for (bytes; the kernel doubles it).  Raised past
+            ``net.core.rmem_max`` with SO_RCVBUFFORCE when the process may.
+        max_in_flight: the window; by default derived from the granted buffer.
+        timeout: default seconds a request waits for its answer.
+    """
+    if rcvbuf is not None and rcvbuf <= 0:
+        raise ValueError(f"rcvbuf must be positive, got {rcvbuf}")
+    if max_in_flight is not None and max_in_flight < 1:
+        raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
+    if not (timeout > 0 and math.isfinite(timeout)):
+        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+    return _Connector(netns, rcvbuf or DEFAULT_RCVBUF, max_in_flight, timeout)
+
+
+class _Connector:
+    """The async context manager :func:`connect` returns."""
+
+    def __init__(
+        self,
+        netns: str | os.PathLike[str] | None,
+        rcvbuf: int,
+        max_in_flight: int | None,
+        timeout: float,
+    ) -> None:
+        self._args = (netns, rcvbuf, max_in_flight, timeout)
+        self._connection: Connection | None = None
+
+    async def __aenter__(self) -> Connection:
+        netns, rcvbuf, max_in_flight, timeout = self._args
+        sock, info = await anyio.to_thread.run_sync(
+            lambda: open_netlink_socket(netns, rcvbuf=rcvbuf, sndbuf=rcvbuf)
+        )
+        self._connection = Connection(sock, info=info, max_in_flight=max_in_flight, timeout=timeout)
+        try:
+            return await self._connection.__aenter__()
+        except BaseException:
+            sock.close()
+            raise
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        assert self._connection is not None
+        return await self._connection.__aexit__(exc_type, exc, tb)

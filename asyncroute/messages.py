@@ -1,0 +1,168 @@
+"""Decoded netlink messages: plain frozen dataclasses, no behaviour.
+
+A :class:`Message` is what :meth:`Connection.request` takes and what replies and dumps
+yield.  Its ``body`` is one of the typed bodies below, or raw ``bytes`` for a message
+type the codec does not know.  Attribute fields are ``None`` when the attribute is
+absent; attributes the codec does not model are kept, raw and in order, in ``other`` so
+that decoding and encoding again gives the same bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv6Address
+
+__all__ = [
+    "Address",
+    "Body",
+    "DoneMessage",
+    "ErrorMessage",
+    "LinkMessage",
+    "Message",
+    "RawAttributes",
+    "RouteMessage",
+    "RuleMessage",
+]
+
+#: An address attribute: 4 bytes decode as IPv4, 16 as IPv6.
+Address = IPv4Address | IPv6Address
+#: Attributes kept undecoded: ``(nla_type including flag bits, value bytes)``.
+RawAttributes = tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMessage:
+    """``struct rtmsg`` and its attributes (RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE).
+
+    ``table`` is the header byte; ``table_id`` is RTA_TABLE, needed for ids ≥ 256 (see
+    :attr:`table_number`).  ``metrics`` holds the RTA_METRICS nest as ``(RTAX_*, value)``
+    pairs; :attr:`mtu` reads RTAX_MTU from it.
+    """
+
+    family: int
+    dst_len: int = 0
+    src_len: int = 0
+    tos: int = 0
+    table: int = 0
+    protocol: int = 0
+    scope: int = 0
+    type: int = 0
+    flags: int = 0
+    dst: Address | None = None
+    src: Address | None = None
+    iif: int | None = None
+    oif: int | None = None
+    gateway: Address | None = None
+    priority: int | None = None
+    prefsrc: Address | None = None
+    metrics: tuple[tuple[int, int], ...] = ()
+    table_id: int | None = None
+    other: RawAttributes = ()
+
+    @property
+    def table_number(self) -> int:
+        """The route's table: RTA_TABLE when present, else the header byte."""
+        return self.table if self.table_id is None else self.table_id
+
+    @property
+    def mtu(self) -> int | None:
+        """RTAX_MTU from :attr:`metrics`, or ``None``."""
+        from ._codec import RTAX_MTU  # the number comes from pyroute2 via the codec
+
+        for kind, value in self.metrics:
+            if kind == RTAX_MTU:
+                return value
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class RuleMessage:
+    """``struct fib_rule_hdr`` and its attributes (RTM_NEWRULE / RTM_DELRULE / RTM_GETRULE).
+
+    ``protocol`` and ``scope`` are the header's reserved bytes ``res1``/``res2``; the
+    rule's protocol proper is the FRA_PROTOCOL attribute, :attr:`rule_protocol`.
+    """
+
+    family: int
+    dst_len: int = 0
+    src_len: int = 0
+    tos: int = 0
+    table: int = 0
+    protocol: int = 0
+    scope: int = 0
+    action: int = 0
+    flags: int = 0
+    dst: Address | None = None
+    src: Address | None = None
+    priority: int | None = None
+    fwmark: int | None = None
+    fwmask: int | None = None
+    table_id: int | None = None
+    rule_protocol: int | None = None
+    other: RawAttributes = ()
+
+    @property
+    def table_number(self) -> int:
+        """The rule's table: FRA_TABLE when present, else the header byte."""
+        return self.table if self.table_id is None else self.table_id
+
+
+@dataclass(frozen=True, slots=True)
+class LinkMessage:
+    """``struct ifinfomsg`` with the attributes asyncroute reads (RTM_*LINK)."""
+
+    family: int = 0
+    link_type: int = 0
+    index: int = 0
+    flags: int = 0
+    change: int = 0
+    name: str | None = None
+    mtu: int | None = None
+    operstate: int | None = None
+    other: RawAttributes = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorMessage:
+    """``NLMSG_ERROR``: an ack (``error == 0``) or an error reply (``error`` = -errno).
+
+    ``request_header`` is the echoed ``nlmsghdr`` of the request (length, type, flags,
+    seq, port id); ``request_payload`` the rest of the echoed request, empty when the
+    kernel capped it (NETLINK_CAP_ACK, or any ack).  ``message``/``offset`` are the
+    extended-ACK TLVs NLMSGERR_ATTR_MSG / NLMSGERR_ATTR_OFFS.
+    """
+
+    error: int
+    request_header: tuple[int, int, int, int, int]
+    request_payload: bytes = b""
+    message: str | None = None
+    offset: int | None = None
+    other: RawAttributes = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DoneMessage:
+    """``NLMSG_DONE``: the end of a dump; ``error`` is 0 or -errno."""
+
+    error: int = 0
+    message: str | None = None
+    offset: int | None = None
+    other: RawAttributes = ()
+
+
+Body = RouteMessage | RuleMessage | LinkMessage | ErrorMessage | DoneMessage | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One netlink message: header fields and a body.
+
+    For a request, ``seq`` and ``port_id`` are filled in by the connection; leave them 0.
+    ``flags`` of a request should contain ``NLM_F.REQUEST``.
+    """
+
+    type: int
+    flags: int = 0
+    body: Body = b""
+    seq: int = 0
+    port_id: int = 0
