@@ -66,19 +66,36 @@ RECV_BUFFER = 1024 * 1024
 MAX_DRAIN = 512
 
 _REQUEST_ACK = int(NLM_F.REQUEST | NLM_F.ACK)
-_REQUEST = int(NLM_F.REQUEST)
+_REQUEST_DUMP = int(NLM_F.REQUEST | NLM_F.DUMP)
 
 
 class _Waiter:
-    """One caller waiting for one request's replies."""
+    """One caller waiting for one request's replies.
 
-    __slots__ = ("done", "error", "event", "replies")
+    ``wakeup`` is what the caller awaits right now: an asyncio future on asyncio (an
+    anyio Event plus ``fail_after`` costs ~12 µs a request there, a future plus a timer
+    handle ~3 µs), an anyio Event elsewhere.
+    """
+
+    __slots__ = ("done", "error", "replies", "wakeup")
 
     def __init__(self) -> None:
-        self.event = anyio.Event()
+        self.wakeup: asyncio.Future[None] | anyio.Event | None = None
         self.replies: deque[Message] = deque()
         self.error: AsyncrouteError | None = None
         self.done = False
+
+    def wake(self) -> None:
+        wakeup = self.wakeup
+        if isinstance(wakeup, anyio.Event):
+            wakeup.set()
+        elif wakeup is not None and not wakeup.done():
+            wakeup.set_result(None)
+
+
+def _expire(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError("no reply from the kernel in time"))
 
 
 class Connection:
@@ -203,7 +220,7 @@ class Connection:
             if waiter is not None:
                 waiter.error = self._closed_error()
                 waiter.done = True
-                waiter.event.set()
+                waiter.wake()
         self._waiters.clear()
         self._outbox.clear()
         if self._wake_sender is not None:
@@ -232,11 +249,10 @@ class Connection:
             ValueError: a field does not fit its wire type (nothing was sent).
         """
         waiter, seq = self._submit(
-            Message(message.type, message.flags | _REQUEST_ACK, message.body), dump=False
+            Message(message.type, int(message.flags) | _REQUEST_ACK, message.body), dump=False
         )
         try:
-            with anyio.fail_after(self.timeout if timeout is None else timeout):
-                await waiter.event.wait()
+            await self._wait(waiter, self.timeout if timeout is None else timeout)
         finally:
             if not waiter.done:
                 self._abandon(seq)
@@ -257,7 +273,7 @@ class Connection:
         flagged the dump as inconsistent (NLM_F_DUMP_INTR).
         """
         waiter, seq = self._submit(
-            Message(message.type, message.flags | _REQUEST | NLM_F.DUMP, message.body), dump=True
+            Message(message.type, int(message.flags) | _REQUEST_DUMP, message.body), dump=True
         )
         limit = self.timeout if timeout is None else timeout
         received: list[Message] = []
@@ -269,11 +285,7 @@ class Connection:
                     yield reply
                 if waiter.done:
                     break
-                waiter.event = anyio.Event()
-                if waiter.replies or waiter.done:
-                    continue
-                with anyio.fail_after(limit):
-                    await waiter.event.wait()
+                await self._wait(waiter, limit)
         finally:
             if not waiter.done:
                 self._abandon(seq)
@@ -293,6 +305,21 @@ class Connection:
         self._schedule_flush()
         return waiter, seq
 
+    async def _wait(self, waiter: _Waiter, timeout: float) -> None:
+        """Wait until ``waiter`` is woken; TimeoutError after ``timeout`` seconds."""
+        loop = self._loop
+        if loop is not None:
+            future = waiter.wakeup = loop.create_future()
+            handle = loop.call_later(timeout, _expire, future)
+            try:
+                await future
+            finally:
+                handle.cancel()
+        else:
+            event = waiter.wakeup = anyio.Event()
+            with anyio.fail_after(timeout):
+                await event.wait()
+
     def _abandon(self, seq: int) -> None:
         self._waiters.pop(seq, None)
         if not self._closed:
@@ -307,13 +334,13 @@ class Connection:
                 waiter = waiters.get(event.seq)
                 if waiter is not None:
                     waiter.replies.append(event.message)
-                    waiter.event.set()
+                    waiter.wake()
             else:
                 waiter = waiters.pop(event.seq, None)
                 if waiter is not None:
                     waiter.error = event.error
                     waiter.done = True
-                    waiter.event.set()
+                    waiter.wake()
 
     def _on_readable(self) -> None:
         """Drain the socket: many datagrams per wake-up, into one reused buffer."""

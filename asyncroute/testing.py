@@ -1,9 +1,11 @@
-"""Test helpers: a fresh network namespace per test, made and inspected with ``ip``.
+"""Test helpers: a fresh network namespace per test, and a fake kernel.
 
 This module is shipped with asyncroute so that users can test their own route-programming
-code against a real kernel the same way asyncroute's own suite does.  It deliberately
-imports nothing from asyncroute: the harness must not share bugs with the code under test.
-It needs only the standard library, pytest, root privileges and iproute2's ``ip``.
+code against a real kernel the same way asyncroute's own suite does.  The namespace part
+deliberately uses nothing from asyncroute (the harness must not share bugs with the code
+under test): only the standard library, pytest, root privileges and iproute2's ``ip``.
+:class:`FakeKernel` (from ``asyncroute._fake_kernel``) runs a real connection over a
+socketpair without privileges.
 
 Enable the ``netns`` fixture in a test suite by naming this module as a pytest plugin in
 the top-level ``conftest.py``::
@@ -46,11 +48,17 @@ from typing import Any
 
 import pytest
 
+from ._fake_kernel import FakeKernel, ack, dump_replies, error_reply
+
 __all__ = [
+    "FakeKernel",
     "Namespace",
     "NetnsUnavailable",
+    "ack",
     "create_namespace",
     "delete_namespace",
+    "dump_replies",
+    "error_reply",
     "namespace",
     "netns",
 ]
@@ -219,3 +227,4 @@ def netns() -> Iterator[Namespace]:
         yield ns
     finally:
         delete_namespace(ns)
+

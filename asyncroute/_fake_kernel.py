@@ -1,0 +1,124 @@
+"""A fake kernel on the far end of an ``AF_UNIX`` datagram socketpair.
+
+The real :class:`~asyncroute.connection.Connection` runs against it unchanged, without
+privileges: its requests arrive here as bytes, are decoded with the real codec, handed
+to a handler, and the handler's replies go back as bytes, one datagram per reply frame
+as the kernel does (``netlink_unicast`` per ack).
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+
+import anyio
+import anyio.abc
+
+from ._codec import decode_datagram, encode_message
+from ._socket import SocketInfo
+from .connection import Connection
+from .constants import NLM_F, NLMSG
+from .messages import Body, DoneMessage, ErrorMessage, Message
+
+__all__ = ["FakeKernel", "Handler", "ack", "dump_replies", "error_reply"]
+
+#: A handler gets each request and returns the replies to send (None: send nothing).
+Handler = Callable[[Message], Iterable[Message] | None]
+
+FAKE_PORT_ID = 4242
+
+
+def _echo(request: Message) -> tuple[int, int, int, int, int]:
+    return (16, request.type, request.flags, request.seq, request.port_id)
+
+
+def ack(request: Message) -> Message:
+    """The ack the kernel sends for ``request`` (capped: only the header is echoed)."""
+    body = ErrorMessage(0, _echo(request))
+    return Message(NLMSG.ERROR, int(NLM_F.CAPPED), body, request.seq, request.port_id)
+
+
+def error_reply(
+    request: Message, errno: int, message: str | None = None, offset: int | None = None
+) -> Message:
+    """An error reply to ``request`` with ``-errno`` and optional extended-ACK TLVs."""
+    flags = NLM_F.CAPPED
+    if message is not None or offset is not None:
+        flags |= NLM_F.ACK_TLVS
+    body = ErrorMessage(-errno, _echo(request), message=message, offset=offset)
+    return Message(NLMSG.ERROR, int(flags), body, request.seq, request.port_id)
+
+
+def dump_replies(
+    request: Message, type: int, bodies: Iterable[Body], *, interrupted: bool = False
+) -> list[Message]:
+    """The multipart answer to a dump: one NLM_F_MULTI message per body, then DONE."""
+    flags = int(NLM_F.MULTI) | (int(NLM_F.DUMP_INTR) if interrupted else 0)
+    replies = [Message(type, flags, body, request.seq, request.port_id) for body in bodies]
+    replies.append(Message(NLMSG.DONE, flags, DoneMessage(), request.seq, request.port_id))
+    return replies
+
+
+class FakeKernel:
+    """Answers a :class:`Connection`'s requests through ``handler`` (default: ack all).
+
+    Attributes:
+        requests: every request received, decoded, in order.
+        datagrams: how many datagrams the connection sent (to observe coalescing).
+    """
+
+    def __init__(self, handler: Handler | None = None) -> None:
+        self.handler: Handler = handler or (lambda request: [ack(request)])
+        self.requests: list[Message] = []
+        self.datagrams = 0
+        self._sock: socket.socket | None = None
+
+    def send(self, data: bytes) -> None:
+        """Send raw bytes to the connection as one datagram (for malformed input)."""
+        assert self._sock is not None, "the fake kernel is not running"
+        self._sock.send(data)
+
+    def reply(self, messages: Iterable[Message]) -> None:
+        """Send ``messages`` to the connection, one datagram each."""
+        for message in messages:
+            self.send(encode_message(message))
+
+    async def _serve(self, sock: socket.socket) -> None:
+        buffer = bytearray(1 << 20)
+        while True:
+            await anyio.wait_readable(sock)
+            while True:
+                try:
+                    size = sock.recv_into(buffer)
+                except BlockingIOError:
+                    break
+                self.datagrams += 1
+                for request in decode_datagram(memoryview(buffer)[:size]):
+                    self.requests.append(request)
+                    replies = self.handler(request)
+                    if replies is not None:
+                        self.reply(replies)
+
+    @asynccontextmanager
+    async def connect(
+        self, *, max_in_flight: int = 64, timeout: float = 5.0
+    ) -> AsyncIterator[Connection]:
+        """A real :class:`Connection` wired to this fake kernel."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        self._sock = theirs
+        info = SocketInfo(port_id=FAKE_PORT_ID, rcvbuf=1 << 20, sndbuf=1 << 20, strict_check=True)
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._serve, theirs)
+                async with Connection(
+                    ours, info=info, max_in_flight=max_in_flight, timeout=timeout
+                ) as conn:
+                    yield conn
+                group.cancel_scope.cancel()
+        finally:
+            self._sock = None
+            theirs.close()
+            ours.close()
