@@ -9,6 +9,7 @@ as the kernel does (``netlink_unicast`` per ack).
 from __future__ import annotations
 
 import socket
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
@@ -73,11 +74,36 @@ class FakeKernel:
         self.requests: list[Message] = []
         self.datagrams = 0
         self._sock: socket.socket | None = None
+        self._outbox: deque[bytes] = deque()
+        self._backlog = anyio.Event()
 
     def send(self, data: bytes) -> None:
-        """Send raw bytes to the connection as one datagram (for malformed input)."""
+        """Send raw bytes to the connection as one datagram (for malformed input).
+
+        Datagrams the socketpair cannot take yet (its queue is short:
+        ``net.unix.max_dgram_qlen``) wait in order and go out as the connection reads.
+        """
         assert self._sock is not None, "the fake kernel is not running"
-        self._sock.send(data)
+        self._outbox.append(data)
+        self._drain()
+
+    def _drain(self) -> None:
+        assert self._sock is not None
+        while self._outbox:
+            try:
+                self._sock.send(self._outbox[0])
+            except BlockingIOError:
+                self._backlog.set()
+                return
+            self._outbox.popleft()
+
+    async def _send_backlog(self, sock: socket.socket) -> None:
+        while True:
+            await self._backlog.wait()
+            self._backlog = anyio.Event()
+            while self._outbox:
+                await anyio.wait_writable(sock)
+                self._drain()
 
     def reply(self, messages: Iterable[Message]) -> None:
         """Send ``messages`` to the connection, one datagram each."""
@@ -113,11 +139,18 @@ class FakeKernel:
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._serve, theirs)
+                group.start_soon(self._send_backlog, theirs)
                 async with Connection(
                     ours, info=info, max_in_flight=max_in_flight, timeout=timeout
                 ) as conn:
                     yield conn
                 group.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            # The server tasks never fail; unwrap what the caller's block raised so that
+            # `pytest.raises(ExistsError)` around the block works.
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
         finally:
             self._sock = None
             theirs.close()

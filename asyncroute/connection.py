@@ -30,12 +30,11 @@ import math
 import os
 import socket
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from types import TracebackType
 from typing import Any
 
 import anyio
-import anyio.abc
 import anyio.lowlevel
 
 from ._protocol import Finished, NetlinkProtocol, ProtocolStats, Reply
@@ -77,9 +76,11 @@ class _Waiter:
     handle ~3 µs), an anyio Event elsewhere.
     """
 
-    __slots__ = ("done", "error", "replies", "wakeup")
+    __slots__ = ("done", "error", "replies", "stream", "wakeup")
 
-    def __init__(self) -> None:
+    def __init__(self, stream: bool) -> None:
+        #: a dump's waiter is woken for every reply, a request's only when it finishes
+        self.stream = stream
         self.wakeup: asyncio.Future[None] | anyio.Event | None = None
         self.replies: deque[Message] = deque()
         self.error: AsyncrouteError | None = None
@@ -133,11 +134,11 @@ class Connection:
         self._outbox: deque[bytes] = deque()
         self._closed = True
         self._failure: BaseException | None = None
-        self._task_group: anyio.abc.TaskGroup | None = None
         self._loop: Any = None
         self._flush_scheduled = False
         self._writer_registered = False
-        self._wake_sender: anyio.Event | None = None
+        self._trio_scope: Any = None
+        self._trio_wake: Any = None
 
     # ------------------------------------------------------------------ properties
 
@@ -172,16 +173,10 @@ class Connection:
         self._closed = False
         try:
             self._loop = asyncio.get_running_loop()
-        except RuntimeError:  # trio, or another backend anyio supports
-            self._loop = None
-        if self._loop is not None:
-            self._loop.add_reader(self._sock.fileno(), self._on_readable)
+        except RuntimeError:  # not asyncio: anyio's other backend is trio
+            self._start_trio()
         else:
-            self._wake_sender = anyio.Event()
-            self._task_group = anyio.create_task_group()
-            await self._task_group.__aenter__()
-            self._task_group.start_soon(self._reader_task)
-            self._task_group.start_soon(self._sender_task)
+            self._loop.add_reader(self._sock.fileno(), self._on_readable)
         return self
 
     async def __aexit__(
@@ -189,19 +184,12 @@ class Connection:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
         self._shutdown()
-        if self._task_group is not None:
-            group, self._task_group = self._task_group, None
-            group.cancel_scope.cancel()
-            return await group.__aexit__(exc_type, exc, tb)
-        return None
 
     async def aclose(self) -> None:
         """Close now: every waiting caller gets :class:`ConnectionClosed`."""
         self._shutdown()
-        if self._task_group is not None:
-            self._task_group.cancel_scope.cancel()
         await anyio.lowlevel.checkpoint()
 
     def _shutdown(self, cause: BaseException | None = None) -> None:
@@ -209,12 +197,11 @@ class Connection:
             return
         self._closed = True
         self._failure = self._failure or cause
-        if self._loop is not None:
-            fd = self._sock.fileno()
-            if fd >= 0:
-                self._loop.remove_reader(fd)
-                if self._writer_registered:
-                    self._loop.remove_writer(fd)
+        fd = self._sock.fileno()
+        if self._loop is not None and fd >= 0:
+            self._loop.remove_reader(fd)
+            if self._writer_registered:
+                self._loop.remove_writer(fd)
         for event in self._core.close(ConnectionClosed("connection closed")):
             waiter = self._waiters.pop(event.seq, None)
             if waiter is not None:
@@ -223,8 +210,12 @@ class Connection:
                 waiter.wake()
         self._waiters.clear()
         self._outbox.clear()
-        if self._wake_sender is not None:
-            self._wake_sender.set()
+        if self._trio_scope is not None and fd >= 0:
+            import trio
+
+            self._trio_scope.cancel()
+            # Wake trio's waiters on this fd before the fd number can be reused.
+            trio.lowlevel.notify_closing(self._sock)
         self._sock.close()
 
     def _closed_error(self) -> ConnectionClosed:
@@ -262,7 +253,7 @@ class Connection:
 
     async def dump(
         self, message: Message, *, timeout: float | None = None
-    ) -> AsyncIterator[Message]:
+    ) -> AsyncGenerator[Message, None]:
         """Send a dump request (NLM_F_DUMP is added) and yield its replies as they arrive.
 
         One dump runs at a time per socket; others wait their turn.  ``timeout`` bounds
@@ -300,7 +291,7 @@ class Connection:
         if self._closed:
             raise self._closed_error()
         seq = self._core.send_request(message, dump=dump)
-        waiter = _Waiter()
+        waiter = _Waiter(stream=dump)
         self._waiters[seq] = waiter
         self._schedule_flush()
         return waiter, seq
@@ -334,7 +325,8 @@ class Connection:
                 waiter = waiters.get(event.seq)
                 if waiter is not None:
                     waiter.replies.append(event.message)
-                    waiter.wake()
+                    if waiter.stream:
+                        waiter.wake()
             else:
                 waiter = waiters.pop(event.seq, None)
                 if waiter is not None:
@@ -365,9 +357,6 @@ class Connection:
                     return
                 self._shutdown(exc)
                 return
-            if size == 0 and not self._netlink:
-                self._shutdown(ConnectionResetError("peer closed the socket"))
-                return
             dispatch(core.receive_datagram(view[:size], sender_port, sender_groups))
         if core.has_data_to_send():
             self._flush()
@@ -378,8 +367,8 @@ class Connection:
         self._flush_scheduled = True
         if self._loop is not None:
             self._loop.call_soon(self._flush)
-        elif self._wake_sender is not None:
-            self._wake_sender.set()
+        else:
+            self._trio_wake.set()
 
     def _flush(self) -> None:
         """Send what the window allows: queued requests, coalesced into few datagrams."""
@@ -412,29 +401,56 @@ class Connection:
                     self._flush()
 
                 self._loop.add_writer(self._sock.fileno(), writable)
-        elif self._wake_sender is not None:
+        else:
             self._flush_scheduled = True
-            self._wake_sender.set()
+            self._trio_wake.set()
 
-    async def _reader_task(self) -> None:
+    # ------------------------------------------------------------------ trio driver
+    #
+    # On trio the reader and the sender are *system* tasks: like asyncio's add_reader
+    # callback they belong to no user nursery, so closing the connection never cancels
+    # the caller, and an exception from the caller's block is never wrapped in an
+    # ExceptionGroup.  They use trio directly: system tasks run outside the context in
+    # which anyio detects its backend.
+
+    def _start_trio(self) -> None:
+        import trio
+
+        self._trio_wake = trio.Event()
+        self._trio_scope = trio.CancelScope()
+        trio.lowlevel.spawn_system_task(self._trio_driver, name="asyncroute-connection")
+
+    async def _trio_driver(self) -> None:
+        import trio
+
+        try:
+            with self._trio_scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._trio_reader)
+                    nursery.start_soon(self._trio_sender)
+        except Exception as exc:  # a crash in a system task would end trio.run
+            self._shutdown(exc)
+
+    async def _trio_reader(self) -> None:
+        import trio
+
         while not self._closed:
             try:
-                await anyio.wait_readable(self._sock)
-            except (OSError, anyio.ClosedResourceError):
+                await trio.lowlevel.wait_readable(self._sock)
+            except (OSError, trio.ClosedResourceError):
                 return
             self._on_readable()
 
-    async def _sender_task(self) -> None:
+    async def _trio_sender(self) -> None:
+        import trio
+
         while not self._closed:
-            assert self._wake_sender is not None
-            await self._wake_sender.wait()
-            self._wake_sender = anyio.Event()
-            if self._closed:
-                return
+            await self._trio_wake.wait()
+            self._trio_wake = trio.Event()
             if self._outbox:
                 try:
-                    await anyio.wait_writable(self._sock)
-                except (OSError, anyio.ClosedResourceError):
+                    await trio.lowlevel.wait_writable(self._sock)
+                except (OSError, trio.ClosedResourceError):
                     return
             self._flush()
 
@@ -498,6 +514,6 @@ class _Connector:
         exc_type: type[BaseException] | None,
         exc: BaseException | None,
         tb: TracebackType | None,
-    ) -> bool | None:
+    ) -> None:
         assert self._connection is not None
-        return await self._connection.__aexit__(exc_type, exc, tb)
+        await self._connection.__aexit__(exc_type, exc, tb)
