@@ -1,6 +1,25 @@
-"""asyncroute: program Linux routes and policy rules over rtnetlink, asynchronously."""
+"""asyncroute: program Linux routes and policy rules over rtnetlink, asynchronously.
 
-from .connection import Connection, connect
+Cilium's route package (``Route``, ``Rule``, ``upsert``/``delete``/``lookup``,
+``replace_rule``/``delete_rule``, ``mtu.Configuration``) on an engine that keeps
+thousands of requests in flight on one socket, under asyncio or trio.
+"""
+
+from . import mtu
+from ._retry import ROUTE_REPLACE_MAX_TRIES, ROUTE_REPLACE_RETRY_INTERVAL, RetryPolicy
+from .client import (
+    Connection,
+    connect,
+    default_connection,
+    delete,
+    delete_rule,
+    delete_rule_ipv6,
+    lookup,
+    replace_rule,
+    replace_rule_ipv6,
+    upsert,
+)
+from .connection import NetlinkConnection
 from .constants import FR_ACT, NLM_F, NLMSG, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
 from .errors import (
     AsyncrouteError,
@@ -23,14 +42,20 @@ from .messages import (
     RouteMessage,
     RuleMessage,
 )
+from .route import MAIN_TABLE, RTN_LOCAL, Route
+from .rule import Rule
 
 __all__ = [
     "FR_ACT",
+    "MAIN_TABLE",
     "NLMSG",
     "NLM_F",
+    "ROUTE_REPLACE_MAX_TRIES",
+    "ROUTE_REPLACE_RETRY_INTERVAL",
     "RTM",
     "RTM_F",
     "RTN",
+    "RTN_LOCAL",
     "RTPROT",
     "RT_SCOPE",
     "RT_TABLE",
@@ -46,11 +71,24 @@ __all__ = [
     "KernelError",
     "LinkMessage",
     "Message",
+    "NetlinkConnection",
     "NotFoundError",
     "OutcomeUnknown",
     "PermissionDeniedError",
     "ProtocolError",
+    "RetryPolicy",
+    "Route",
     "RouteMessage",
+    "Rule",
     "RuleMessage",
     "connect",
+    "default_connection",
+    "delete",
+    "delete_rule",
+    "delete_rule_ipv6",
+    "lookup",
+    "mtu",
+    "replace_rule",
+    "replace_rule_ipv6",
+    "upsert",
 ]

@@ -1,6 +1,6 @@
 """A fake kernel on the far end of an ``AF_UNIX`` datagram socketpair.
 
-The real :class:`~asyncroute.connection.Connection` runs against it unchanged, without
+The real :class:`~asyncroute.Connection` runs against it unchanged, without
 privileges: its requests arrive here as bytes, are decoded with the real codec, handed
 to a handler, and the handler's replies go back as bytes, one datagram per reply frame
 as the kernel does (``netlink_unicast`` per ack).
@@ -18,7 +18,7 @@ import anyio.abc
 
 from ._codec import decode_datagram, encode_message
 from ._socket import SocketInfo
-from .connection import Connection
+from .client import Connection
 from .constants import NLM_F, NLMSG
 from .messages import Body, DoneMessage, ErrorMessage, Message
 

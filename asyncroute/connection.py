@@ -1,17 +1,17 @@
-"""The connection: the socket's transport, the waiting callers, and the public API.
+"""The engine's connection: the socket's transport and the callers waiting on it.
 
-One :class:`Connection` owns one netlink socket and one :class:`NetlinkProtocol`.  Any
-number of tasks may call :meth:`Connection.request` at once: each gets a seq, its
-request bytes wait in the core's queue, and the transport sends everything queued in
-one loop iteration with as few ``send`` calls as possible.  Replies are read in bulk
-and handed to the waiting callers by seq.
+One :class:`NetlinkConnection` owns one netlink socket and one :class:`NetlinkProtocol`.
+Any number of tasks may call :meth:`NetlinkConnection.request` at once: each gets a seq,
+its request bytes wait in the core's queue, and the transport sends everything queued in
+one loop iteration with as few ``send`` calls as possible.  Replies are read in bulk and
+handed to the waiting callers by seq.
 
 Transport, per backend:
-- asyncio: ``loop.add_reader`` calls :meth:`Connection._on_readable` directly, which
-  drains every datagram the socket holds into one reused buffer; sends are coalesced
-  with ``loop.call_soon``.
-- trio (and any other anyio backend): a reader task on ``anyio.wait_readable`` runs the
-  same drain; a sender task wakes once per batch of requests.
+- asyncio: ``loop.add_reader`` calls ``_on_readable`` directly, which drains every
+  datagram the socket holds into one reused buffer; sends are coalesced with
+  ``loop.call_soon``.
+- trio: the same drain runs in a system task on ``trio.lowlevel.wait_readable``, and a
+  second system task sends once per batch of requests.
 
 Invariants:
 - The window (``max_in_flight``) is sized from the receive buffer the kernel actually
@@ -32,7 +32,7 @@ import socket
 from collections import deque
 from collections.abc import AsyncGenerator
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import anyio
 import anyio.lowlevel
@@ -43,7 +43,7 @@ from .constants import NLM_F
 from .errors import AsyncrouteError, ConnectionClosed, DumpInterrupted
 from .messages import Message
 
-__all__ = ["ACK_BUFFER_COST", "DEFAULT_TIMEOUT", "Connection", "connect"]
+__all__ = ["ACK_BUFFER_COST", "DEFAULT_TIMEOUT", "NetlinkConnection"]
 
 #: Receive-buffer bytes one queued reply may take (skb truesize; ~832 measured for an
 #: ack, more for an error reply with an extended-ACK message).
@@ -99,11 +99,12 @@ def _expire(future: asyncio.Future[None]) -> None:
         future.set_exception(TimeoutError("no reply from the kernel in time"))
 
 
-class Connection:
-    """An rtnetlink connection with many requests in flight.
+class NetlinkConnection:
+    """An rtnetlink connection with many requests in flight: the engine.
 
-    Create it with :func:`connect` and use it as an async context manager.  All methods
-    must be called from the event loop (thread) that entered it.
+    :class:`asyncroute.Connection` adds the route API on top.  Create one with
+    :meth:`open` (or ``asyncroute.connect()``); all methods must be called from the
+    event loop (thread) that opened it.
     """
 
     def __init__(
@@ -133,6 +134,7 @@ class Connection:
         self._view = memoryview(self._buffer)
         self._outbox: deque[bytes] = deque()
         self._closed = True
+        self._started = False
         self._failure: BaseException | None = None
         self._loop: Any = None
         self._flush_scheduled = False
@@ -169,7 +171,51 @@ class Connection:
 
     # ------------------------------------------------------------------ lifecycle
 
-    async def __aenter__(self) -> Connection:
+    @classmethod
+    async def open(
+        cls,
+        netns: str | os.PathLike[str] | None = None,
+        *,
+        rcvbuf: int | None = None,
+        max_in_flight: int | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+    ) -> Self:
+        """Open a connection to rtnetlink, in the current namespace or in ``netns``.
+
+        Args:
+            netns: a name under ``/run/netns`` or a path to a namespace file; None for
+                the caller's own namespace.  The socket is created on a short-lived
+                thread that enters the namespace; the event loop's thread never does.
+            rcvbuf: receive buffer to ask for (bytes; the kernel doubles it).  Raised
+                past ``net.core.rmem_max`` with SO_RCVBUFFORCE when the process may.
+            max_in_flight: the window; by default derived from the granted buffer.
+            timeout: default seconds a request waits for its answer.
+
+        Raises ValueError for bad arguments and FileNotFoundError for a missing
+        namespace, before a socket is made.
+        """
+        if rcvbuf is not None and rcvbuf <= 0:
+            raise ValueError(f"rcvbuf must be positive, got {rcvbuf}")
+        if max_in_flight is not None and max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
+        if not (timeout > 0 and math.isfinite(timeout)):
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
+        size = rcvbuf or DEFAULT_RCVBUF
+        sock, info = await anyio.to_thread.run_sync(
+            lambda: open_netlink_socket(netns, rcvbuf=size, sndbuf=size)
+        )
+        try:
+            connection = cls(sock, info=info, max_in_flight=max_in_flight, timeout=timeout)
+        except BaseException:
+            sock.close()
+            raise
+        connection._start()
+        return connection
+
+    def _start(self) -> None:
+        if not self._closed or self._started:
+            return
+        self._started = True
         self._closed = False
         try:
             self._loop = asyncio.get_running_loop()
@@ -177,6 +223,9 @@ class Connection:
             self._start_trio()
         else:
             self._loop.add_reader(self._sock.fileno(), self._on_readable)
+
+    async def __aenter__(self) -> Self:
+        self._start()
         return self
 
     async def __aexit__(
@@ -453,67 +502,3 @@ class Connection:
                 except (OSError, trio.ClosedResourceError):
                     return
             self._flush()
-
-
-def connect(
-    netns: str | os.PathLike[str] | None = None,
-    *,
-    rcvbuf: int | None = None,
-    max_in_flight: int | None = None,
-    timeout: float = DEFAULT_TIMEOUT,
-) -> _Connector:
-    """Open an rtnetlink connection, in the current namespace or in ``netns``.
-
-    Use as ``async with asyncroute.connect() as conn:``.
-
-    Args:
-        netns: a name under ``/run/netns`` or a path to a namespace file; None for the
-            caller's own namespace.  The socket is created on a short-lived thread that
-            enters the namespace; the event loop's thread never changes namespace.
-        rcvbuf: receive buffer to ask for (bytes; the kernel doubles it).  Raised past
-            ``net.core.rmem_max`` with SO_RCVBUFFORCE when the process may.
-        max_in_flight: the window; by default derived from the granted buffer.
-        timeout: default seconds a request waits for its answer.
-    """
-    if rcvbuf is not None and rcvbuf <= 0:
-        raise ValueError(f"rcvbuf must be positive, got {rcvbuf}")
-    if max_in_flight is not None and max_in_flight < 1:
-        raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
-    if not (timeout > 0 and math.isfinite(timeout)):
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout}")
-    return _Connector(netns, rcvbuf or DEFAULT_RCVBUF, max_in_flight, timeout)
-
-
-class _Connector:
-    """The async context manager :func:`connect` returns."""
-
-    def __init__(
-        self,
-        netns: str | os.PathLike[str] | None,
-        rcvbuf: int,
-        max_in_flight: int | None,
-        timeout: float,
-    ) -> None:
-        self._args = (netns, rcvbuf, max_in_flight, timeout)
-        self._connection: Connection | None = None
-
-    async def __aenter__(self) -> Connection:
-        netns, rcvbuf, max_in_flight, timeout = self._args
-        sock, info = await anyio.to_thread.run_sync(
-            lambda: open_netlink_socket(netns, rcvbuf=rcvbuf, sndbuf=rcvbuf)
-        )
-        self._connection = Connection(sock, info=info, max_in_flight=max_in_flight, timeout=timeout)
-        try:
-            return await self._connection.__aenter__()
-        except BaseException:
-            sock.close()
-            raise
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        assert self._connection is not None
-        await self._connection.__aexit__(exc_type, exc, tb)

@@ -227,4 +227,3 @@ def netns() -> Iterator[Namespace]:
         yield ns
     finally:
         delete_namespace(ns)
-

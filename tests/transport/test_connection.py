@@ -33,10 +33,10 @@ from typing import cast
 import anyio
 import pytest
 
+from asyncroute import Connection
 from asyncroute._codec import encode_message
 from asyncroute._fake_kernel import FAKE_PORT_ID, FakeKernel, ack, dump_replies, error_reply
 from asyncroute._socket import SocketInfo
-from asyncroute.connection import Connection
 from asyncroute.constants import AF_INET, NLM_F, NLMSG, RT_TABLE, RTM
 from asyncroute.errors import (
     AsyncrouteError,

@@ -1,0 +1,234 @@
+"""The public connection: the engine plus Cilium's route API, and the casual functions.
+
+``asyncroute.connect()`` gives a :class:`Connection`; its methods are Cilium's package
+functions.  The module-level coroutines (``asyncroute.upsert(route)`` …) share one
+connection per event loop for the current namespace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from . import route as _route
+from . import rule as _rule
+from ._retry import RetryPolicy
+from .connection import DEFAULT_TIMEOUT, NetlinkConnection
+from .constants import AF_INET, AF_INET6
+from .mtu import Configuration
+from .route import Route
+from .rule import Rule
+
+__all__ = [
+    "Connection",
+    "connect",
+    "default_connection",
+    "delete",
+    "delete_rule",
+    "delete_rule_ipv6",
+    "lookup",
+    "replace_rule",
+    "replace_rule_ipv6",
+    "upsert",
+]
+
+_DEFAULT_RETRY = RetryPolicy()
+
+
+class Connection(NetlinkConnection):
+    """An rtnetlink connection with Cilium's route API.
+
+    Many calls may run at once from many tasks; they share the socket, and requests made
+    in the same loop iteration go out in one ``send``.
+    """
+
+    async def upsert(
+        self,
+        route: Route,
+        mtu_config: Configuration | None = None,
+        *,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+    ) -> bool:
+        """Install ``route``, replacing a route with the same key (Cilium's ``Upsert``).
+
+        With a nexthop, ``NH/32 dev X`` (scope link for IPv4; ``/128`` for IPv6) is
+        replaced first in the route's table, then the prefix route is replaced
+        (NLM_F_CREATE|NLM_F_REPLACE), retried per ``retry`` (default: 10 tries, 0.1 s
+        apart, transient errors only).  If it finally fails, the nexthop route is
+        deleted again — only if this call created it.  With ``mtu_config``, the MTU is
+        the device MTU when the prefix contains ``route.local``, else the route MTU.
+
+        Returns True (Cilium's "replaced" flag is always true on success).
+
+        Raises:
+            ValueError: the route has no device.
+            NotFoundError: no device of that name.
+            KernelError: the kernel refused the route.
+
+        Example::
+
+            await conn.upsert(Route("198.51.100.0/24", nexthop="192.0.2.1", device="v0"))
+        """
+        return await _route.upsert(self, route, mtu_config, retry=retry)
+
+    async def delete(self, route: Route) -> None:
+        """Delete ``route``, matched by prefix, device, table (and scope for IPv4).
+
+        Raises NotFoundError if there is no such route (or device).
+
+        Example::
+
+            await conn.delete(Route("198.51.100.0/24", device="v0"))
+        """
+        await _route.delete(self, route)
+
+    async def lookup(self, route: Route) -> Route:
+        """The installed route matching ``route``'s prefix, device, table, gateway (and
+        scope for IPv4), with every field filled in (proto, table, type, priority too).
+
+        In the main table one RTM_GETROUTE with RTM_F_FIB_MATCH usually answers; else a
+        dump that the kernel filters by table and device.
+
+        Raises NotFoundError if there is none.
+
+        Example::
+
+            found = await conn.lookup(Route("198.51.100.0/24", nexthop="192.0.2.1", device="v0"))
+        """
+        return await _route.lookup(self, route)
+
+    async def replace_rule(self, rule: Rule) -> None:
+        """Ensure the IPv4 ``rule`` exists (Cilium's ``ReplaceRule``).
+
+        Adds it (NLM_F_CREATE|NLM_F_EXCL) unless a rule already matches on priority,
+        src, dst, mark, mask (each only when set) and table.  IPv6 selectors are a
+        ValueError.
+
+        Example::
+
+            await conn.replace_rule(Rule(priority=1, mark=0xF00, mask=0xF00, table=123))
+        """
+        await _rule.replace_rule(self, rule, AF_INET)
+
+    async def replace_rule_ipv6(self, rule: Rule) -> None:
+        """:meth:`replace_rule` for IPv6 rules; IPv4 selectors are a ValueError."""
+        await _rule.replace_rule(self, rule, AF_INET6)
+
+    async def delete_rule(self, rule: Rule) -> None:
+        """Delete the IPv4 ``rule`` (Cilium's ``DeleteRule``): the kernel removes the
+        first rule matching its priority, selectors, mark, mask and table.
+
+        Raises NotFoundError if none matches.
+        """
+        await _rule.delete_rule(self, rule, AF_INET)
+
+    async def delete_rule_ipv6(self, rule: Rule) -> None:
+        """:meth:`delete_rule` for IPv6 rules."""
+        await _rule.delete_rule(self, rule, AF_INET6)
+
+
+@asynccontextmanager
+async def connect(
+    netns: str | os.PathLike[str] | None = None,
+    *,
+    rcvbuf: int | None = None,
+    max_in_flight: int | None = None,
+    timeout: float = DEFAULT_TIMEOUT,
+) -> AsyncIterator[Connection]:
+    """Open a :class:`Connection` for the duration of an ``async with`` block.
+
+    ``netns`` is a name under ``/run/netns`` or a path; None means the caller's own
+    namespace.  The other arguments are those of :meth:`NetlinkConnection.open`.
+    Leaving the block closes the connection: callers still waiting get
+    ConnectionClosed.
+
+    Example::
+
+        async with asyncroute.connect("blue") as conn:
+            await conn.upsert(Route("198.51.100.0/24", device="v0"))
+    """
+    conn = await Connection.open(netns, rcvbuf=rcvbuf, max_in_flight=max_in_flight, timeout=timeout)
+    try:
+        yield conn
+    finally:
+        await conn.aclose()
+
+
+# One shared connection per event loop (asyncio loop or trio run).  It is closed when
+# the loop finalizes its async generators (asyncio.Runner and trio.run both do, before
+# the loop ends): a suspended "keeper" generator per connection closes it then.
+_shared: dict[Any, tuple[Connection, AsyncGenerator[None, None]]] = {}
+
+
+def _loop_key() -> Any:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        import trio
+
+        return trio.lowlevel.current_trio_token()
+
+
+async def _keeper(key: Any, conn: Connection) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        if _shared.get(key, (None,))[0] is conn:
+            del _shared[key]
+        await conn.aclose()
+
+
+async def default_connection() -> Connection:
+    """The connection the module-level functions share in this event loop.
+
+    Opened on first use, in the current namespace; closed when the event loop shuts
+    down (``asyncio.run``/``anyio.run``/``trio.run`` finalize it with their async
+    generators).
+    """
+    key = _loop_key()
+    entry = _shared.get(key)
+    if entry is not None and not entry[0].closed:
+        return entry[0]
+    conn = await Connection.open()
+    keeper = _keeper(key, conn)
+    await keeper.asend(None)  # first iteration: the loop now tracks it for shutdown
+    _shared[key] = (conn, keeper)
+    return conn
+
+
+async def upsert(route: Route, mtu_config: Configuration | None = None) -> bool:
+    """:meth:`Connection.upsert` on the shared connection."""
+    return await (await default_connection()).upsert(route, mtu_config)
+
+
+async def delete(route: Route) -> None:
+    """:meth:`Connection.delete` on the shared connection."""
+    await (await default_connection()).delete(route)
+
+
+async def lookup(route: Route) -> Route:
+    """:meth:`Connection.lookup` on the shared connection."""
+    return await (await default_connection()).lookup(route)
+
+
+async def replace_rule(rule: Rule) -> None:
+    """:meth:`Connection.replace_rule` on the shared connection."""
+    await (await default_connection()).replace_rule(rule)
+
+
+async def replace_rule_ipv6(rule: Rule) -> None:
+    """:meth:`Connection.replace_rule_ipv6` on the shared connection."""
+    await (await default_connection()).replace_rule_ipv6(rule)
+
+
+async def delete_rule(rule: Rule) -> None:
+    """:meth:`Connection.delete_rule` on the shared connection."""
+    await (await default_connection()).delete_rule(rule)
+
+
+async def delete_rule_ipv6(rule: Rule) -> None:
+    """:meth:`Connection.delete_rule_ipv6` on the shared connection."""
+    await (await default_connection()).delete_rule_ipv6(rule)

@@ -1,0 +1,370 @@
+"""Cilium's ``Route``: validated, mapped to RTM_NEWROUTE/RTM_DELROUTE, and its operations.
+
+The operations (:func:`upsert`, :func:`delete`, :func:`lookup`) take any
+:class:`~asyncroute.connection.NetlinkConnection`; :class:`asyncroute.Connection` exposes
+them as methods.  Wire mapping (cilium-route-spec §3): table 0 → main, ≥ 256 → RTA_TABLE
+with header table 0; proto 0 → boot; type 0 → unicast; scope 0 → universe, or host for
+a local route; ``local`` → RTA_PREFSRC; MTU → RTA_METRICS{RTAX_MTU} only when non-zero;
+RTA_OIF always.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from ._codec import RTAX_MTU
+from ._links import device_index
+from ._retry import RetryPolicy
+from ._values import (
+    U32_MAX,
+    IPAddress,
+    IPNetwork,
+    check_device,
+    check_uint,
+    parse_address,
+    parse_network,
+)
+from .connection import NetlinkConnection
+from .constants import AF_INET, AF_INET6, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
+from .errors import ExistsError, KernelError, NotFoundError
+from .messages import Message, RouteMessage
+
+if TYPE_CHECKING:
+    from .mtu import Configuration
+
+__all__ = ["MAIN_TABLE", "RTN_LOCAL", "Route", "delete", "lookup", "upsert"]
+
+#: Route type "local" (Cilium's ``RTN_LOCAL``).
+RTN_LOCAL = int(RTN.LOCAL)
+#: The main routing table (Cilium's ``MainTable``).
+MAIN_TABLE = int(RT_TABLE.MAIN)
+
+_TYPE_NAMES = {t.value: t.name.lower() for t in RTN}
+_SCOPE_NAMES = {s.value: s.name.lower() for s in RT_SCOPE}
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Route:
+    """A route as Cilium describes it.
+
+    Args:
+        prefix: destination network (``"198.51.100.0/24"``); host bits must be clear.
+        nexthop: gateway; None for a direct route (``prefix dev X``).
+        local: preferred source address (RTA_PREFSRC).
+        device: output device name.
+        mtu: route MTU (0: none).  0..65535.
+        proto: rtm_protocol (0: boot).  scope: rtm_scope (0: universe, host for local
+        routes).  type: rtm_type (0: unicast).  Each 0..255.
+        table: routing table (0: main).  priority: metric.  Each 0..2**32-1.
+
+    Addresses and prefixes may be strings or ipaddress objects; they are stored as
+    ipaddress objects.  Mixed address families are a ValueError.
+    """
+
+    prefix: IPNetwork
+    nexthop: IPAddress | None
+    local: IPAddress | None
+    device: str
+    mtu: int
+    proto: int
+    scope: int
+    table: int
+    type: int
+    priority: int
+
+    def __init__(
+        self,
+        prefix: str | IPNetwork,
+        nexthop: str | IPAddress | None = None,
+        local: str | IPAddress | None = None,
+        device: str = "",
+        mtu: int = 0,
+        proto: int = 0,
+        scope: int = 0,
+        table: int = 0,
+        type: int = 0,
+        priority: int = 0,
+    ) -> None:
+        net = parse_network(prefix, "prefix")
+        gateway = None if nexthop is None else parse_address(nexthop, "nexthop")
+        source = None if local is None else parse_address(local, "local")
+        for field, address in (("nexthop", gateway), ("local", source)):
+            if address is not None and address.version != net.version:
+                raise ValueError(
+                    f"{field}: {address} is IPv{address.version} "
+                    f"but prefix {net} is IPv{net.version}"
+                )
+        setter = object.__setattr__
+        setter(self, "prefix", net)
+        setter(self, "nexthop", gateway)
+        setter(self, "local", source)
+        setter(self, "device", check_device(device))
+        setter(self, "mtu", check_uint(mtu, "mtu", 65535))
+        setter(self, "proto", check_uint(proto, "proto", 255))
+        setter(self, "scope", check_uint(scope, "scope", 255))
+        setter(self, "table", check_uint(table, "table", U32_MAX))
+        setter(self, "type", check_uint(type, "type", 255))
+        setter(self, "priority", check_uint(priority, "priority", U32_MAX))
+
+    # ------------------------------------------------------------------ derived values
+
+    @property
+    def family(self) -> int:
+        """AF_INET or AF_INET6."""
+        return AF_INET if self.prefix.version == 4 else AF_INET6
+
+    @property
+    def table_id(self) -> int:
+        """The table upsert writes to: ``table``, or main for 0."""
+        return self.table or MAIN_TABLE
+
+    @property
+    def effective_scope(self) -> int:
+        """``scope``, else host for a local route, else universe (Cilium's rule)."""
+        if self.scope:
+            return self.scope
+        return RT_SCOPE.HOST if self.type == RTN_LOCAL else RT_SCOPE.UNIVERSE
+
+    def nexthop_route(self) -> Route:
+        """The ``NH/32 dev X scope link`` route upsert installs before a route via NH.
+
+        Same device and table; scope link for IPv4 only (IPv6 reports scope 0 in dumps,
+        so setting it would break lookups, as Cilium notes).
+        """
+        if self.nexthop is None:
+            raise ValueError(f"route {self.prefix} has no nexthop")
+        return Route(
+            prefix=f"{self.nexthop}/{self.nexthop.max_prefixlen}",
+            device=self.device,
+            table=self.table,
+            scope=RT_SCOPE.LINK if self.prefix.version == 4 else 0,
+        )
+
+    # ------------------------------------------------------------------ ip commands
+
+    def to_ip_command(self, dev: str | None = None) -> list[str]:
+        """argv for ``ip`` that adds this route (Cilium's ``ToIPCommand``, completed).
+
+        Cilium's tokens in Cilium's order — ``ip [-6] route add PREFIX [metric N]
+        [via NH] [mtu M] dev DEV`` — plus what upsert also sets, so that the command
+        recreates the same route: the type before the prefix (``local``), then
+        ``table T`` (not main), ``src LOCAL``, ``scope S`` (when it differs from what
+        ``ip`` would choose) and ``proto P``.  ``dev`` defaults to :attr:`device`.
+        """
+        device = self.device if dev is None else check_device(dev, "dev")
+        argv = ["ip"]
+        if self.prefix.version == 6:
+            argv.append("-6")
+        argv += ["route", "add"]
+        if self.type not in (0, RTN.UNICAST):
+            argv.append(_TYPE_NAMES.get(self.type, str(self.type)))
+        argv.append(str(self.prefix))
+        if self.priority:
+            argv += ["metric", str(self.priority)]
+        if self.nexthop is not None:
+            argv += ["via", str(self.nexthop)]
+        if self.mtu:
+            argv += ["mtu", str(self.mtu)]
+        argv += ["dev", device]
+        if self.table_id != MAIN_TABLE:
+            argv += ["table", str(self.table_id)]
+        if self.local is not None:
+            argv += ["src", str(self.local)]
+        if self.prefix.version == 4 and self.effective_scope != self._ip_default_scope():
+            argv += ["scope", _SCOPE_NAMES.get(self.effective_scope, str(self.effective_scope))]
+        if self.proto:
+            argv += ["proto", str(self.proto)]
+        return argv
+
+    def to_ip_commands(self, dev: str | None = None) -> list[list[str]]:
+        """argv lists that recreate everything upsert installs: nexthop route first."""
+        commands = []
+        if self.nexthop is not None:
+            commands.append(self.nexthop_route().to_ip_command(dev))
+        commands.append(self.to_ip_command(dev))
+        return commands
+
+    def _ip_default_scope(self) -> int:
+        # iproute2 (iproute.c, iproute_modify): host for local/nat, link for
+        # broadcast/multicast/anycast, link for a unicast route without a gateway,
+        # universe otherwise.
+        kind = self.type or RTN.UNICAST
+        if kind in (RTN.LOCAL, RTN.NAT):
+            return RT_SCOPE.HOST
+        if kind in (RTN.BROADCAST, RTN.MULTICAST, RTN.ANYCAST):
+            return RT_SCOPE.LINK
+        if kind == RTN.UNICAST and self.nexthop is None:
+            return RT_SCOPE.LINK
+        return RT_SCOPE.UNIVERSE
+
+    # ------------------------------------------------------------------ wire form
+
+    def _message(self, oif: int, mtu: int) -> RouteMessage:
+        """The RTM_NEWROUTE body upsert sends (netlink ``routeHandle`` semantics)."""
+        table = self.table_id
+        return RouteMessage(
+            family=self.family,
+            dst_len=self.prefix.prefixlen,
+            table=table if table < 256 else RT_TABLE.UNSPEC,
+            protocol=self.proto or RTPROT.BOOT,
+            scope=self.effective_scope,
+            type=self.type or RTN.UNICAST,
+            dst=self.prefix.network_address,
+            oif=oif,
+            gateway=self.nexthop,
+            priority=self.priority or None,
+            prefsrc=self.local,
+            metrics=((RTAX_MTU, mtu),) if mtu else (),
+            table_id=table if table >= 256 else None,
+        )
+
+    def _delete_message(self, oif: int) -> RouteMessage:
+        """RTM_DELROUTE body: only the identifying fields (cilium#41811: IPv4 delete
+        compares whatever metrics are sent).  IPv4 needs the exact scope
+        (``fib_table_delete``), so a local route's implied host scope is sent too."""
+        table = self.table_id
+        return RouteMessage(
+            family=self.family,
+            dst_len=self.prefix.prefixlen,
+            table=table if table < 256 else RT_TABLE.UNSPEC,
+            scope=self.effective_scope if self.prefix.version == 4 else 0,
+            dst=self.prefix.network_address,
+            oif=oif,
+            table_id=table if table >= 256 else None,
+        )
+
+    def _matches(self, found: RouteMessage, oif: int) -> bool:
+        """Lookup's match: prefix, device, table, gateway, and scope for IPv4."""
+        if found.flags & RTM_F.CLONED or found.family != self.family:
+            return False
+        if found.dst_len != self.prefix.prefixlen or found.oif != oif:
+            return False
+        dst = found.dst if found.dst is not None else self.prefix.network_address
+        if dst != self.prefix.network_address or found.table_number != self.table_id:
+            return False
+        if found.gateway != self.nexthop:
+            return False
+        return self.prefix.version == 6 or found.scope == self.effective_scope
+
+    def _require_device(self) -> str:
+        if not self.device:
+            raise ValueError(f"device: route {self.prefix} needs a device")
+        return self.device
+
+
+def _from_message(found: RouteMessage, device: str) -> Route:
+    dst = found.dst
+    prefix = f"{dst}/{found.dst_len}" if dst is not None else (
+        f"0.0.0.0/{found.dst_len}" if found.family == AF_INET else f"::/{found.dst_len}"
+    )  # fmt: skip
+    return Route(
+        prefix=prefix,
+        nexthop=found.gateway,
+        local=found.prefsrc,
+        device=device,
+        mtu=found.mtu or 0,
+        proto=found.protocol,
+        scope=found.scope,
+        table=found.table_number,
+        type=found.type,
+        priority=found.priority or 0,
+    )
+
+
+def _route_mtu(route: Route, mtu_config: Configuration | None) -> int:
+    if mtu_config is None:
+        return route.mtu
+    # Cilium: routes to local endpoints (the prefix holds our own address) get the
+    # device MTU; routes leaving the node the route MTU (tunnel/IPsec overhead off).
+    if route.local is not None and route.local in route.prefix:
+        return mtu_config.get_device_mtu()
+    return mtu_config.get_route_mtu()
+
+
+_REPLACE = int(NLM_F.CREATE | NLM_F.REPLACE)
+_CREATE_EXCL = int(NLM_F.CREATE | NLM_F.EXCL)
+_DEFAULT_RETRY = RetryPolicy()
+
+
+async def upsert(
+    conn: NetlinkConnection,
+    route: Route,
+    mtu_config: Configuration | None = None,
+    *,
+    retry: RetryPolicy = _DEFAULT_RETRY,
+) -> bool:
+    """Install or replace ``route``; see :meth:`asyncroute.Connection.upsert`."""
+    device = route._require_device()
+    oif = await device_index(conn, device)
+    created_nexthop = False
+    if route.nexthop is not None:
+        nexthop = route.nexthop_route()._message(oif, 0)
+        try:
+            await conn.request(Message(RTM.NEWROUTE, _CREATE_EXCL, nexthop))
+            created_nexthop = True
+        except ExistsError:
+            # Shared with other routes (or left from before): make it ours as Cilium
+            # does, but remember we did not create it, so rollback leaves it alone.
+            await conn.request(Message(RTM.NEWROUTE, _REPLACE, nexthop))
+    request = Message(RTM.NEWROUTE, _REPLACE, route._message(oif, _route_mtu(route, mtu_config)))
+    try:
+        await retry.run(lambda: conn.request(request))
+    except KernelError:
+        if created_nexthop:
+            with contextlib.suppress(KernelError):
+                delete_nexthop = route.nexthop_route()._delete_message(oif)
+                await conn.request(Message(RTM.DELROUTE, 0, delete_nexthop))
+        raise
+    return True
+
+
+async def delete(conn: NetlinkConnection, route: Route) -> None:
+    """Delete ``route``; see :meth:`asyncroute.Connection.delete`."""
+    oif = await device_index(conn, route._require_device())
+    await conn.request(Message(RTM.DELROUTE, 0, route._delete_message(oif)))
+
+
+async def lookup(conn: NetlinkConnection, route: Route) -> Route:
+    """Find ``route`` in the kernel; see :meth:`asyncroute.Connection.lookup`."""
+    device = route._require_device()
+    oif = await device_index(conn, device)
+    if route.table_id == MAIN_TABLE:
+        # One round trip: the FIB entry the kernel's own lookup reaches for the prefix's
+        # address (RTM_F_FIB_MATCH).  It is ours only if it is exactly this prefix in
+        # main; otherwise (a more specific route, a policy rule) fall back to a dump.
+        probe = RouteMessage(
+            family=route.family,
+            dst_len=route.prefix.max_prefixlen,
+            flags=RTM_F.FIB_MATCH,
+            dst=route.prefix.network_address,
+        )
+        try:
+            reply = await conn.request(Message(RTM.GETROUTE, 0, probe))
+        except KernelError:
+            reply = None
+        if (
+            reply is not None
+            and isinstance(reply.body, RouteMessage)
+            and route._matches(reply.body, oif)
+        ):
+            return _from_message(reply.body, device)
+    # A dump the kernel filters by table and device (NETLINK_GET_STRICT_CHK); the
+    # prefix is matched here.
+    table = route.table_id
+    query = RouteMessage(
+        family=route.family,
+        table=table if table < 256 else RT_TABLE.UNSPEC,
+        oif=oif,
+        table_id=table if table >= 256 else None,
+    )
+    async with contextlib.aclosing(conn.dump(Message(RTM.GETROUTE, 0, query))) as replies:
+        async for reply in replies:
+            body = reply.body
+            if isinstance(body, RouteMessage) and route._matches(body, oif):
+                return _from_message(body, device)  # the rest of the dump is drained
+    raise NotFoundError(
+        errno.ENOENT, message=f"no route {route.prefix} dev {device} in table {route.table_id}"
+    )

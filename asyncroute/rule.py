@@ -1,0 +1,144 @@
+"""Cilium's fwmark ``Rule``: validated, its ``String()`` form, replace and delete.
+
+The kernel has no "replace" for rules: :func:`replace_rule` lists the family's rules and
+adds one (NLM_F_CREATE|NLM_F_EXCL) only if none matches (cilium-route-spec §7).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+
+from ._values import U32_MAX, IPNetwork, check_uint, parse_network
+from .connection import NetlinkConnection
+from .constants import AF_INET, FR_ACT, NLM_F, RT_TABLE, RTM
+from .errors import ExistsError
+from .messages import Message, RuleMessage
+
+__all__ = ["Rule", "delete_rule", "replace_rule"]
+
+
+@dataclass(frozen=True, slots=True, init=False)
+class Rule:
+    """A policy-routing rule as Cilium describes it.
+
+    Args:
+        priority: rule preference (0 is a real preference, like the ``local`` rule's).
+        mark: fwmark to match (0: any).  mask: fwmask.  Each 0..2**32-1.
+        src: source prefix (``from``), None for all.  dst: destination prefix (``to``).
+        table: the table to look up (0..2**32-1; Cilium never passes 0).
+    """
+
+    priority: int
+    mark: int
+    mask: int
+    src: IPNetwork | None
+    dst: IPNetwork | None
+    table: int
+
+    def __init__(
+        self,
+        priority: int = 0,
+        mark: int = 0,
+        mask: int = 0,
+        src: str | IPNetwork | None = None,
+        dst: str | IPNetwork | None = None,
+        table: int = 0,
+    ) -> None:
+        setter = object.__setattr__
+        setter(self, "priority", check_uint(priority, "priority", U32_MAX))
+        setter(self, "mark", check_uint(mark, "mark", U32_MAX))
+        setter(self, "mask", check_uint(mask, "mask", U32_MAX))
+        source = None if src is None else parse_network(src, "src")
+        target = None if dst is None else parse_network(dst, "dst")
+        if source is not None and target is not None and source.version != target.version:
+            raise ValueError(f"src {source} and dst {target} are of different families")
+        setter(self, "src", source)
+        setter(self, "dst", target)
+        setter(self, "table", check_uint(table, "table", U32_MAX))
+
+    def __str__(self) -> str:
+        """Cilium's ``Rule.String()``: ``"P: from X|all to Y|all lookup main|N[ mark 0x.. mask
+        0x..]"``."""
+        source = "all" if self.src is None else str(self.src)
+        target = "all" if self.dst is None else str(self.dst)
+        table = "main" if self.table == RT_TABLE.MAIN else str(self.table)
+        text = f"{self.priority}: from {source} to {target} lookup {table}"
+        if self.mark:
+            text += f" mark {self.mark:#x} mask {self.mask:#x}"
+        return text
+
+    def _check_family(self, family: int) -> None:
+        version = 4 if family == AF_INET else 6
+        for field, net in (("src", self.src), ("dst", self.dst)):
+            if net is not None and net.version != version:
+                suffix = "_ipv6" if net.version == 6 else ""
+                raise ValueError(
+                    f"{field}: {net} is IPv{net.version} but the rule is IPv{version}; "
+                    f"use replace_rule{suffix}/delete_rule{suffix}"
+                )
+
+    def _message(self, family: int, action: int) -> RuleMessage:
+        # Cilium sends FRA_PRIORITY, FRA_FWMARK and FRA_FWMASK even when 0; the table
+        # goes in the header below 256, else in FRA_TABLE.
+        return RuleMessage(
+            family=family,
+            dst_len=0 if self.dst is None else self.dst.prefixlen,
+            src_len=0 if self.src is None else self.src.prefixlen,
+            table=self.table if self.table < 256 else RT_TABLE.UNSPEC,
+            action=action,
+            dst=None if self.dst is None else self.dst.network_address,
+            src=None if self.src is None else self.src.network_address,
+            priority=self.priority,
+            fwmark=self.mark,
+            fwmask=self.mask,
+            table_id=self.table if self.table >= 256 else None,
+        )
+
+    def _matches(self, found: RuleMessage) -> bool:
+        """lookupRule: 0/None in the spec means "any"; the table must be equal."""
+        if self.priority and (found.priority or 0) != self.priority:
+            return False
+        if self.mark and (found.fwmark or 0) != self.mark:
+            return False
+        if self.mask and (found.fwmask or 0) != self.mask:
+            return False
+        if self.src is not None and _prefix(found.src, found.src_len) != self.src:
+            return False
+        if self.dst is not None and _prefix(found.dst, found.dst_len) != self.dst:
+            return False
+        return found.table_number == self.table
+
+
+def _prefix(address: object, length: int) -> IPNetwork | None:
+    if address is None:
+        return None
+    return parse_network(f"{address}/{length}", "rule selector")
+
+
+_CREATE_EXCL = int(NLM_F.CREATE | NLM_F.EXCL)
+
+
+async def _find(conn: NetlinkConnection, rule: Rule, family: int) -> bool:
+    query = Message(RTM.GETRULE, 0, RuleMessage(family=family))
+    async with contextlib.aclosing(conn.dump(query)) as replies:
+        async for reply in replies:
+            if isinstance(reply.body, RuleMessage) and rule._matches(reply.body):
+                return True
+    return False
+
+
+async def replace_rule(conn: NetlinkConnection, rule: Rule, family: int = AF_INET) -> None:
+    """Ensure ``rule`` exists; see :meth:`asyncroute.Connection.replace_rule`."""
+    rule._check_family(family)
+    if await _find(conn, rule, family):
+        return
+    # EEXIST: an identical rule appeared since the listing, which is what we wanted.
+    with contextlib.suppress(ExistsError):
+        await conn.request(Message(RTM.NEWRULE, _CREATE_EXCL, rule._message(family, FR_ACT.TO_TBL)))
+
+
+async def delete_rule(conn: NetlinkConnection, rule: Rule, family: int = AF_INET) -> None:
+    """Delete ``rule``; see :meth:`asyncroute.Connection.delete_rule`."""
+    rule._check_family(family)
+    await conn.request(Message(RTM.DELRULE, 0, rule._message(family, FR_ACT.UNSPEC)))
