@@ -171,7 +171,10 @@ def _add_raw(fmt: list[str], values: list[Any], attributes: RawAttributes) -> No
 
 
 def _add_string(fmt: list[str], values: list[Any], number: int, text: str) -> None:
-    # NUL-terminated, like pyroute2's asciiz and the kernel's nla_put_string.
+    # NUL-terminated, like pyroute2's asciiz and the kernel's nla_put_string; an embedded
+    # NUL would silently cut the string short on the other side.
+    if "\0" in text:
+        raise ValueError(f"string attribute {number} contains a NUL character: {text!r}")
     data = text.encode() + b"\0"
     _add_raw(fmt, values, ((number, data),))
 
@@ -527,7 +530,10 @@ def decode_body(msg_type: int, flags: int, payload: memoryview) -> Body:
 
 def decode_datagram(data: bytes | memoryview) -> list[Message]:
     """Decode every frame of a datagram.  Raises DecodeError on any malformed frame."""
+    view = memoryview(data)
+    if view.format != "B" or view.itemsize != 1:
+        view = view.cast("B")  # lengths on the wire count bytes, not items
     return [
         Message(f.type, f.flags, decode_body(f.type, f.flags, f.payload), f.seq, f.port_id)
-        for f in iter_frames(memoryview(data))
+        for f in iter_frames(view)
     ]

@@ -3,8 +3,10 @@
 A :class:`Message` is what :meth:`Connection.request` takes and what replies and dumps
 yield.  Its ``body`` is one of the typed bodies below, or raw ``bytes`` for a message
 type the codec does not know.  Attribute fields are ``None`` when the attribute is
-absent; attributes the codec does not model are kept, raw and in order, in ``other`` so
-that decoding and encoding again gives the same bytes.
+absent; attributes the codec does not model are kept, raw and in order, in ``other``, so
+that nothing is lost: decoding what asyncroute encoded gives an equal message, and
+re-encoding a decoded message gives the same attributes (in asyncroute's order, which
+may differ from the order ``ip`` or the kernel used).
 """
 
 from __future__ import annotations
