@@ -332,11 +332,12 @@ class NetlinkProtocol:
     # ------------------------------------------------------------------ failures
 
     def overrun(self) -> list[Event]:
-        """The receive buffer overflowed (ENOBUFS): replies may have been dropped.
+        """The receive buffer overflowed (ENOBUFS) and the caller has since read every
+        datagram left in the socket: replies not seen by now were dropped.
 
-        Every sent request that is not a dump finishes with :class:`OutcomeUnknown`; queued
-        ones are untouched.  A running dump goes on: the kernel only produces dump data
-        when the buffer has room (``netlink_dump``), so none of it was lost.
+        Every sent request that is not a dump finishes with :class:`OutcomeUnknown`;
+        queued ones are untouched.  A running dump goes on: the kernel queues dump data
+        with ``__netlink_sendskb`` only when the buffer has room, so none of it is lost.
         """
         self.stats.overruns += 1
         events: list[Event] = []

@@ -48,9 +48,10 @@ __all__ = ["ACK_BUFFER_COST", "DEFAULT_TIMEOUT", "NetlinkConnection"]
 #: Receive-buffer bytes one queued reply may take (skb truesize; ~832 measured for an
 #: ack, more for an error reply with an extended-ACK message).
 ACK_BUFFER_COST = 1024
-#: Receive-buffer bytes kept free for a running dump (``netlink_dump`` fills up to
-#: 32 KiB per datagram and goes on while the buffer is below half full).
-DUMP_RESERVE = 256 * 1024
+#: Receive-buffer bytes a running dump may hold besides half the buffer:
+#: ``netlink_recvmsg`` runs ``netlink_dump`` again after each read while the buffer is at
+#: most half full, and one dump skb (≤ 32 KiB of data) can take up to 64 KiB.
+DUMP_RESERVE = 64 * 1024
 #: Default seconds a request may wait for its reply.
 DEFAULT_TIMEOUT = 30.0
 #: Default receive buffer asked for (the kernel doubles it).
@@ -116,7 +117,9 @@ class NetlinkConnection:
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
         if max_in_flight is None:
-            fit = (info.rcvbuf - DUMP_RESERVE) // ACK_BUFFER_COST
+            # A running dump may fill half the buffer and one skb more; the window's
+            # replies must fit in what is left.
+            fit = (info.rcvbuf // 2 - DUMP_RESERVE) // ACK_BUFFER_COST
             max_in_flight = max(1, min(DEFAULT_MAX_IN_FLIGHT, fit))
         elif max_in_flight < 1:
             raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
@@ -384,14 +387,24 @@ class NetlinkConnection:
                     waiter.wake()
 
     def _on_readable(self) -> None:
-        """Drain the socket: many datagrams per wake-up, into one reused buffer."""
+        """Drain the socket: many datagrams per wake-up, into one reused buffer.
+
+        After an overrun (ENOBUFS) the kernel drops *every* unicast reply to this socket
+        until its receive queue has been emptied (NETLINK_S_CONGESTED, cleared by
+        ``netlink_rcv_wake``).  So the queue is then read to the end before anything is
+        sent again; replies found there finish their requests normally, and only the
+        requests still unanswered afterwards lost their reply (OutcomeUnknown).
+        """
         sock = self._sock
         view = self._view
         core = self._core
         dispatch = self._dispatch
-        for _ in range(MAX_DRAIN):
+        netlink = self._netlink
+        overrun = False
+        reads = 0
+        while reads < MAX_DRAIN or overrun:
             try:
-                if self._netlink:
+                if netlink:
                     size, (sender_port, sender_groups) = sock.recvfrom_into(self._buffer)
                 else:  # a fake kernel over AF_UNIX: trusted like the kernel
                     size = sock.recv_into(self._buffer)
@@ -400,13 +413,15 @@ class NetlinkConnection:
                 break
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
-                    dispatch(core.overrun())
+                    overrun = True
                     continue
-                if self._closed:
-                    return
-                self._shutdown(exc)
+                if not self._closed:
+                    self._shutdown(exc)
                 return
+            reads += 1
             dispatch(core.receive_datagram(view[:size], sender_port, sender_groups))
+        if overrun:
+            dispatch(core.overrun())
         if core.has_data_to_send():
             self._flush()
 
