@@ -72,6 +72,6 @@ def check_device(value: object, field: str = "device") -> str:
         return value
     if len(value.encode()) >= _IFNAMSIZ:
         raise ValueError(f"{field}: {value!r} is longer than {_IFNAMSIZ - 1} bytes")
-    if value in (".", "..") or any(c == "/" or c == ":" or c.isspace() for c in value):
+    if value in (".", "..") or any(c in "/:\0" or c.isspace() for c in value):
         raise ValueError(f"{field}: {value!r} is not a valid device name")
     return value

@@ -61,6 +61,10 @@ class Connection(NetlinkConnection):
         deleted again — only if this call created it.  With ``mtu_config``, the MTU is
         the device MTU when the prefix contains ``route.local``, else the route MTU.
 
+        If the call is cancelled or times out, nothing is rolled back: the kernel may
+        have applied the prefix route (OutcomeUnknown, TimeoutError), so the nexthop
+        route stays.
+
         Returns True (Cilium's "replaced" flag is always true on success).
 
         Raises:
@@ -190,8 +194,11 @@ async def default_connection() -> Connection:
     """
     key = _loop_key()
     entry = _shared.get(key)
-    if entry is not None and not entry[0].closed:
-        return entry[0]
+    if entry is not None:
+        if not entry[0].closed:
+            return entry[0]
+        del _shared[key]
+        await entry[1].aclose()  # finish the old keeper rather than leave it to the GC
     conn = await Connection.open()
     keeper = _keeper(key, conn)
     await keeper.asend(None)  # first iteration: the loop now tracks it for shutdown

@@ -79,7 +79,9 @@ class Configuration:
         return cls(
             standard_mtu=mtu,
             tunnel_mtu=max(0, mtu - (TUNNEL_OVERHEAD + overhead)),
-            encrypt_mtu=mtu - overhead,
+            # Cilium computes this after detecting the MTU, so it is never built from 0;
+            # keep 0 ("unknown") so that get_route_mtu falls back to 1500 - overhead.
+            encrypt_mtu=mtu - overhead if mtu else 0,
             encap_enabled=encap,
             encrypt_enabled=encrypt,
         )

@@ -155,6 +155,8 @@ class Route:
         ``ip`` would choose) and ``proto P``.  ``dev`` defaults to :attr:`device`.
         """
         device = self.device if dev is None else check_device(dev, "dev")
+        if not device:
+            raise ValueError(f"dev: route {self.prefix} has no device; pass dev")
         argv = ["ip"]
         if self.prefix.version == 6:
             argv.append("-6")
