@@ -518,7 +518,7 @@ async def test_upsert_ipv6_mtu_config_local_inside_prefix() -> None:
 
 
 async def test_upsert_mtu_config_zero_mtu_encrypt_route_gets_a_sane_mtu() -> None:
-    """Bug: Configuration.new(encrypt=True, mtu=0).get_route_mtu() is -77, so upsert
+    """Regression: Configuration.new(encrypt=True, mtu=0).get_route_mtu() was -77, so upsert
     fails to encode the prefix route (ValueError, not a KernelError) after it created
     the nexthop route, and the rollback (which only handles KernelError) leaves it."""
     kernel = MiniKernel()
@@ -1116,7 +1116,7 @@ async def test_default_connection_replaces_a_closed_one_cleanly(anyio_backend: s
     """A closed shared connection is replaced by a fresh one, and the old one's keeper
     generator is finalized without a ResourceWarning.
 
-    Bug (trio): default_connection() overwrites the entry holding the old keeper
+    Regression (trio): default_connection() overwrites the entry holding the old keeper
     generator while it is suspended; trio's asyncgen finalizer then warns "Async
     generator 'asyncroute.client._keeper' was garbage collected before it had been
     exhausted".  Closing the old keeper (``await keeper.aclose()``) first avoids it.
