@@ -33,9 +33,11 @@ ROUTE_REPLACE_MAX_TRIES = 10
 #: Seconds between attempts (Cilium's ``RouteReplaceRetryInterval``).
 ROUTE_REPLACE_RETRY_INTERVAL = 0.1
 
-#: Errors the nexthop race and other transient kernel conditions produce.
+#: Errors the nexthop race and other transient kernel conditions produce.  IPv4 says
+#: EINVAL ("Nexthop has invalid gateway") or ENETUNREACH for a gateway it cannot reach
+#: yet; IPv6 says EHOSTUNREACH for the same situation.
 TRANSIENT_ERRNOS = frozenset(
-    {errno.EINVAL, errno.ENETUNREACH, errno.EAGAIN, errno.EBUSY, errno.EINTR}
+    {errno.EINVAL, errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EAGAIN, errno.EBUSY, errno.EINTR}
 )
 
 

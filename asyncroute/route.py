@@ -43,7 +43,10 @@ RTN_LOCAL = int(RTN.LOCAL)
 MAIN_TABLE = int(RT_TABLE.MAIN)
 
 _TYPE_NAMES = {t.value: t.name.lower() for t in RTN}
-_SCOPE_NAMES = {s.value: s.name.lower() for s in RT_SCOPE}
+# iproute2's own names (rt_scopes); it spells scope 0 "global", not "universe".
+_SCOPE_NAMES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
+# Route types iproute2 puts in table local unless told otherwise (iproute_modify).
+_IP_LOCAL_TABLE_TYPES = frozenset((RTN.LOCAL, RTN.BROADCAST, RTN.ANYCAST, RTN.NAT))
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -151,7 +154,8 @@ class Route:
         Cilium's tokens in Cilium's order — ``ip [-6] route add PREFIX [metric N]
         [via NH] [mtu M] dev DEV`` — plus what upsert also sets, so that the command
         recreates the same route: the type before the prefix (``local``), then
-        ``table T`` (not main), ``src LOCAL``, ``scope S`` (when it differs from what
+        ``table T`` (when not main, or ``table main`` for the types ``ip`` would put in
+        table local), ``src LOCAL``, ``scope S`` (when it differs from what
         ``ip`` would choose) and ``proto P``.  ``dev`` defaults to :attr:`device`.
         """
         device = self.device if dev is None else check_device(dev, "dev")
@@ -171,8 +175,8 @@ class Route:
         if self.mtu:
             argv += ["mtu", str(self.mtu)]
         argv += ["dev", device]
-        if self.table_id != MAIN_TABLE:
-            argv += ["table", str(self.table_id)]
+        if self.table_id != MAIN_TABLE or self.type in _IP_LOCAL_TABLE_TYPES:
+            argv += ["table", "main" if self.table_id == MAIN_TABLE else str(self.table_id)]
         if self.local is not None:
             argv += ["src", str(self.local)]
         if self.prefix.version == 4 and self.effective_scope != self._ip_default_scope():

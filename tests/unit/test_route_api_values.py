@@ -57,7 +57,7 @@ TO_IP_COMMAND: list[tuple[str, Route, str | None, list[str]]] = [
         "cilium-v4-direct",
         Route("10.0.0.0/8"),
         "eth0",
-        ["ip", "route", "add", "10.0.0.0/8", "dev", "eth0", "scope", "universe"],
+        ["ip", "route", "add", "10.0.0.0/8", "dev", "eth0", "scope", "global"],
     ),
     (
         "cilium-v6-via",
@@ -135,11 +135,24 @@ TO_IP_COMMAND: list[tuple[str, Route, str | None, list[str]]] = [
         ["ip", "route", "add", "10.0.0.0/24", "via", "10.0.0.1", "dev", "eth0", "scope", "link"],
     ),
     (
-        # Type local: "local" before the prefix; upsert's host scope is ip's default.
+        # Type local: "local" before the prefix; upsert's host scope is ip's default, but
+        # ip's default table for a local route is "local", so main is spelled out.
         "local-type",
         Route("10.0.0.0/24", type=RTN_LOCAL, local="10.0.0.1"),
         "eth0",
-        ["ip", "route", "add", "local", "10.0.0.0/24", "dev", "eth0", "src", "10.0.0.1"],
+        [
+            "ip",
+            "route",
+            "add",
+            "local",
+            "10.0.0.0/24",
+            "dev",
+            "eth0",
+            "table",
+            "main",
+            "src",
+            "10.0.0.1",
+        ],
     ),
     (
         "v6-metric-mtu-table",
@@ -504,9 +517,9 @@ def test_retry_policy_defaults_and_predicate() -> None:
     from asyncroute._retry import TRANSIENT_ERRNOS, is_transient
     from asyncroute.errors import kernel_error
 
-    assert {errno.EINVAL, errno.ENETUNREACH, errno.EAGAIN, errno.EBUSY, errno.EINTR} == set(
-        TRANSIENT_ERRNOS
-    )
+    # The issue's list, plus EHOSTUNREACH: IPv6's answer for a gateway it cannot reach.
+    expected = {errno.EINVAL, errno.ENETUNREACH, errno.EAGAIN, errno.EBUSY, errno.EINTR}
+    assert expected | {errno.EHOSTUNREACH} == set(TRANSIENT_ERRNOS)
     for code in TRANSIENT_ERRNOS:
         assert is_transient(kernel_error(code))
     for code in (errno.EPERM, errno.ENODEV, errno.EEXIST, errno.ERANGE, errno.EAFNOSUPPORT):
