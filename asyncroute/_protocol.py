@@ -148,7 +148,10 @@ class NetlinkProtocol:
 
     def has_data_to_send(self) -> bool:
         """True when :meth:`data_to_send` would return something."""
-        return bool(self._queue) and self._in_flight < self.max_in_flight
+        queue = self._queue
+        while queue and queue[0].abandoned:  # cancelled before they were sent
+            queue.popleft()
+        return bool(queue) and self._in_flight < self.max_in_flight
 
     # ------------------------------------------------------------------ requests
 
