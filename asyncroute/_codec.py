@@ -46,6 +46,7 @@ __all__ = [
     "decode_error_payload",
     "encode_message",
     "encode_messages",
+    "pack_route_body",
 ]
 
 # --------------------------------------------------------------------------- layouts
@@ -286,9 +287,88 @@ def _add_raw_bytes(fmt: list[str], values: list[Any], data: bytes) -> None:
     values.append(data)
 
 
+_RAW_FRAGMENTS: dict[int, str] = {}
+
+
 def _encode_bytes(fmt: list[str], values: list[Any], body: bytes) -> None:
     if body:
-        _add_raw_bytes(fmt, values, body)
+        size = len(body)
+        fragment = _RAW_FRAGMENTS.get(size)
+        if fragment is None:
+            fragment = _RAW_FRAGMENTS[size] = f"{size}s{align(size) - size}x"
+        fmt.append(fragment)
+        values.append(body)
+
+
+# Shape of a route body → its compiled Struct.  A shape says which optional attributes
+# are present and how long the addresses are.
+_route_bodies: dict[tuple[int, int, bool, int, bool, bool], struct.Struct] = {}
+
+
+def _route_body_struct(shape: tuple[int, int, bool, int, bool, bool]) -> struct.Struct:
+    dst, gateway, priority, prefsrc, mtu, table_id = shape
+    fmt = [_RTMSG_FORMAT, _ADDRESS_FRAGMENT[dst], _U32_ATTR]
+    if gateway:
+        fmt.append(_ADDRESS_FRAGMENT[gateway])
+    if priority:
+        fmt.append(_U32_ATTR)
+    if prefsrc:
+        fmt.append(_ADDRESS_FRAGMENT[prefsrc])
+    if mtu:
+        fmt.append("HH" + _U32_ATTR)
+    if table_id:
+        fmt.append(_U32_ATTR)
+    compiled = _route_bodies[shape] = struct.Struct("=" + "".join(fmt))
+    return compiled
+
+
+def pack_route_body(
+    family: int,
+    dst_len: int,
+    table: int,
+    protocol: int,
+    scope: int,
+    rtype: int,
+    dst: bytes,
+    oif: int,
+    gateway: bytes | None = None,
+    priority: int | None = None,
+    prefsrc: bytes | None = None,
+    mtu: int = 0,
+    table_id: int | None = None,
+) -> bytes:
+    """The body (rtmsg + attributes) of a route change, packed in one call.
+
+    The hot path of route programming.  It writes exactly what :func:`encode_message`
+    writes for the equivalent :class:`RouteMessage` (RTA_DST, RTA_OIF, RTA_GATEWAY,
+    RTA_PRIORITY, RTA_PREFSRC, RTA_METRICS{RTAX_MTU}, RTA_TABLE, in that order, each only
+    when given) without building one; ``tests/unit`` checks the two agree.
+    """
+    shape = (
+        len(dst),
+        0 if gateway is None else len(gateway),
+        priority is not None,
+        0 if prefsrc is None else len(prefsrc),
+        mtu != 0,
+        table_id is not None,
+    )
+    compiled = _route_bodies.get(shape) or _route_body_struct(shape)
+    values: list[Any] = [family, dst_len, 0, 0, table, protocol, scope, rtype, 0]
+    values += (4 + len(dst), RTA_DST, dst, 8, RTA_OIF, oif)
+    if gateway is not None:
+        values += (4 + len(gateway), RTA_GATEWAY, gateway)
+    if priority is not None:
+        values += (8, RTA_PRIORITY, priority)
+    if prefsrc is not None:
+        values += (4 + len(prefsrc), RTA_PREFSRC, prefsrc)
+    if mtu:
+        values += (12, RTA_METRICS, 8, RTAX_MTU, mtu)
+    if table_id is not None:
+        values += (8, RTA_TABLE, table_id)
+    try:
+        return compiled.pack(*values)
+    except struct.error as exc:
+        raise ValueError(f"cannot encode route: {exc}") from None
 
 
 _BODY_ENCODERS: dict[type, Callable[[list[str], list[Any], Any], None]] = {
@@ -301,17 +381,20 @@ _BODY_ENCODERS: dict[type, Callable[[list[str], list[Any], Any], None]] = {
 }
 
 
-def encode_message(message: Message, seq: int | None = None, port_id: int | None = None) -> bytes:
+def encode_message(
+    message: Message, seq: int | None = None, port_id: int | None = None, extra_flags: int = 0
+) -> bytes:
     """Encode ``message`` into one netlink frame.
 
-    ``seq``/``port_id`` override the message's own fields (the core assigns seqs).
-    Raises ValueError when a field does not fit its wire type.
+    ``seq``/``port_id`` override the message's own fields (the core assigns seqs);
+    ``extra_flags`` are OR-ed into its flags.  Raises ValueError when a field does not
+    fit its wire type.
     """
     fmt = [_HEADER_FORMAT]
     values: list[Any] = [
         0,
         message.type,
-        message.flags,
+        message.flags | extra_flags,
         message.seq if seq is None else seq,
         message.port_id if port_id is None else port_id,
     ]

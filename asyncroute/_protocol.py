@@ -41,6 +41,9 @@ from .messages import DoneMessage, Message
 __all__ = ["Finished", "NetlinkProtocol", "ProtocolStats", "Reply"]
 
 _ERROR_CODE = struct.Struct("=i")
+# nlmsghdr + the error code of an NLMSG_ERROR; a capped ack is that plus the echoed header.
+_ACK_HEAD = struct.Struct("=IHHIIi")
+_ACK_SIZE = _ACK_HEAD.size + 16
 _SEQ_MASK = 0xFFFFFFFF
 _ERROR = int(NLMSG.ERROR)
 _DONE = int(NLMSG.DONE)
@@ -163,15 +166,16 @@ class NetlinkProtocol:
         self._next_seq = (seq + 1) & _SEQ_MASK
         return seq
 
-    def send_request(self, message: Message, *, dump: bool = False) -> int:
+    def send_request(self, message: Message, *, dump: bool = False, flags: int = 0) -> int:
         """Queue ``message`` and return its seq.  Its bytes come out of :meth:`data_to_send`.
 
-        ``dump`` marks a request answered by a multipart reply ending in NLMSG_DONE.
-        Raises ValueError/TypeError (from the codec) before anything is queued.
+        ``dump`` marks a request answered by a multipart reply ending in NLMSG_DONE;
+        ``flags`` are added to the message's own.  Raises ValueError/TypeError (from the
+        codec) before anything is queued.
         """
         seq = self._allocate_seq()
-        data = encode_message(message, seq, self.port_id)
-        entry = _Entry(seq, message.type, message.flags, data, dump)
+        data = encode_message(message, seq, self.port_id, flags)
+        entry = _Entry(seq, message.type, message.flags | flags, data, dump)
         self._pending[seq] = entry
         if not dump:
             self._queue.append(entry)
@@ -241,6 +245,16 @@ class NetlinkProtocol:
         events: list[Event] = []
         pending = self._pending
         port_id = self.port_id
+        if len(data) == _ACK_SIZE:
+            # The common datagram: one capped ack (netlink_ack sends each on its own).
+            length, msg_type, _, seq, frame_port, code = _ACK_HEAD.unpack_from(data)
+            if length == _ACK_SIZE and msg_type == _ERROR and code == 0:
+                entry = pending.get(seq)
+                if entry is None or not entry.sent or (port_id and frame_port != port_id):
+                    stats.unknown_seq += 1
+                else:
+                    self._finish(entry, None, events)
+                return events
         try:
             for msg_type, flags, seq, frame_port, payload in iter_frames(memoryview(data)):
                 entry = pending.get(seq)

@@ -13,6 +13,8 @@ from ipaddress import (
     ip_address,
     ip_network,
 )
+from socket import AF_INET, AF_INET6, inet_pton
+from typing import Any, cast
 
 __all__ = [
     "U32_MAX",
@@ -31,10 +33,54 @@ U32_MAX = 2**32 - 1
 _IFNAMSIZ = 16
 
 
+def _fast_network(text: str) -> IPNetwork | None:
+    """ "a.b.c.d/n" or "x::y/n" in ~1.5 µs instead of ip_network's ~4 µs; None when the
+    text needs the full parser (or is wrong: ip_network then says why).
+
+    inet_pton validates the address strictly (no leading "+", spaces or short forms);
+    the prefix length must be plain digits.
+    """
+    address, slash, length = text.partition("/")
+    family, bits = (AF_INET6, 128) if ":" in address else (AF_INET, 32)
+    try:
+        packed = inet_pton(family, address)
+    except OSError:
+        return None
+    if not slash:
+        plen = bits
+    elif length.isdigit() and len(length) <= 3 and (plen := int(length)) <= bits:
+        pass
+    else:
+        return None
+    value = int.from_bytes(packed, "big")
+    if value & ((1 << (bits - plen)) - 1):
+        return None  # host bits set: let ip_network word the error
+    if family == AF_INET:
+        return _new_network(IPv4Network, IPv4Address, value, plen, 32)
+    return _new_network(IPv6Network, IPv6Address, value, plen, 128)
+
+
+def _new_network(cls: Any, address_cls: Any, value: int, plen: int, bits: int) -> IPNetwork:
+    """What ``cls((value, plen))`` builds, without re-validating what _fast_network just
+    checked (~0.6 µs instead of ~1.2 µs).  Mirrors ``IPv4Network.__init__`` /
+    ``IPv6Network.__init__`` (CPython 3.11 to 3.13); tests compare the two on random input.
+    """
+    network: Any = object.__new__(cls)
+    network.network_address = address_cls(value)
+    network.netmask, network._prefixlen = cls._make_netmask(plen)
+    if plen == bits - 1:
+        network.hosts = network.__iter__
+    elif plen == bits:
+        network.hosts = lambda: [address_cls(value)]
+    return cast(IPNetwork, network)
+
+
 def parse_network(value: object, field: str) -> IPNetwork:
     """A prefix from a string or ipaddress object; host bits set is an error."""
     if isinstance(value, IPv4Network | IPv6Network):
         return value
+    if type(value) is str and (network := _fast_network(value)) is not None:
+        return network
     if isinstance(value, str | IPv4Address | IPv6Address):
         try:
             return ip_network(value, strict=True)
@@ -43,15 +89,27 @@ def parse_network(value: object, field: str) -> IPNetwork:
     raise TypeError(f"{field} must be a prefix string or ipaddress network, got {value!r}")
 
 
+# Gateways and sources repeat across many routes: parse each string once.
+_address_cache: dict[str, IPAddress] = {}
+_ADDRESS_CACHE_SIZE = 4096
+
+
 def parse_address(value: object, field: str) -> IPAddress:
     """An address from a string or ipaddress object."""
     if isinstance(value, IPv4Address | IPv6Address):
         return value
     if isinstance(value, str):
+        cached = _address_cache.get(value)
+        if cached is not None:
+            return cached
         try:
-            return ip_address(value)
+            address = ip_address(value)
         except ValueError:
             raise ValueError(f"{field}: {value!r} is not an IP address") from None
+        if len(_address_cache) >= _ADDRESS_CACHE_SIZE:
+            _address_cache.clear()
+        _address_cache[value] = address
+        return address
     raise TypeError(f"{field} must be an address string or ipaddress address, got {value!r}")
 
 
@@ -64,8 +122,13 @@ def check_uint(value: object, field: str, maximum: int) -> int:
     return value
 
 
+_valid_devices: set[str] = {""}
+
+
 def check_device(value: object, field: str = "device") -> str:
     """A device name the kernel could accept (``dev_valid_name``); "" means unset."""
+    if value in _valid_devices and type(value) is str:
+        return value
     if not isinstance(value, str):
         raise TypeError(f"{field} must be a str, got {value!r}")
     if value == "":
@@ -74,4 +137,6 @@ def check_device(value: object, field: str = "device") -> str:
         raise ValueError(f"{field}: {value!r} is longer than {_IFNAMSIZ - 1} bytes")
     if value in (".", "..") or any(c in "/:\0" or c.isspace() for c in value):
         raise ValueError(f"{field}: {value!r} is not a valid device name")
+    if len(_valid_devices) < 1024:
+        _valid_devices.add(value)
     return value

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -77,6 +77,61 @@ class Connection(NetlinkConnection):
             await conn.upsert(Route("198.51.100.0/24", nexthop="192.0.2.1", device="v0"))
         """
         return await _route.upsert(self, route, mtu_config, retry=retry)
+
+    async def upsert_many(
+        self,
+        routes: Iterable[Route] | AsyncIterable[Route],
+        mtu_config: Configuration | None = None,
+        *,
+        retry: RetryPolicy = _DEFAULT_RETRY,
+        return_exceptions: bool = True,
+        progress: Callable[[int], object] | None = None,
+    ) -> list[bool | BaseException]:
+        """Upsert many routes, streamed through the window without a task per route.
+
+        ``routes`` (any iterable or async iterable) is consumed lazily: at most twice the
+        window is held at once.  Each device name is resolved once, and each nexthop
+        route once per call (then shared by every route via that nexthop).  Transient
+        failures are retried as a group per ``retry``; a nexthop route this call created
+        is removed again if no route using it succeeded.
+
+        Returns one entry per route, in input order: True, or the exception for that
+        route.  With ``return_exceptions=False`` the first failure is raised once every
+        request has settled.  ``progress`` is called with the number of routes answered
+        so far.
+
+        Example::
+
+            routes = (Route(f"198.18.{i >> 8}.{i & 255}/32", nexthop="192.0.2.1",
+                            device="v0", table=100) for i in range(65536))
+            results = await conn.upsert_many(routes)
+        """
+        return await _route.upsert_many(
+            self,
+            routes,
+            mtu_config,
+            retry=retry,
+            return_exceptions=return_exceptions,
+            progress=progress,
+        )
+
+    async def delete_many(
+        self,
+        routes: Iterable[Route] | AsyncIterable[Route],
+        *,
+        return_exceptions: bool = True,
+        progress: Callable[[int], object] | None = None,
+    ) -> list[bool | BaseException]:
+        """Delete many routes, streamed like :meth:`upsert_many`; NotFoundError in the
+        results for routes that were not there.
+
+        Example::
+
+            results = await conn.delete_many(routes)
+        """
+        return await _route.delete_many(
+            self, routes, return_exceptions=return_exceptions, progress=progress
+        )
 
     async def delete(self, route: Route) -> None:
         """Delete ``route``, matched by prefix, device, table (and scope for IPv4).

@@ -30,7 +30,7 @@ import math
 import os
 import socket
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
@@ -93,6 +93,55 @@ class _Waiter:
             wakeup.set()
         elif wakeup is not None and not wakeup.done():
             wakeup.set_result(None)
+
+    def replied(self, message: Message) -> None:
+        self.replies.append(message)
+        if self.stream:
+            self.wake()
+
+    def finished(self, seq: int, error: AsyncrouteError | None) -> None:
+        self.error = error
+        self.done = True
+        self.wake()
+
+
+class _Batch(_Waiter):
+    """One caller waiting for many requests (:meth:`NetlinkConnection.request_many`).
+
+    No future per request: results go straight into a list by position, and the caller
+    is woken when enough of the window has emptied (``low_water``) or all are done.
+    """
+
+    __slots__ = ("indices", "low_water", "outstanding", "results", "retain", "retained", "sent")
+
+    def __init__(
+        self, low_water: int, retain: Callable[[AsyncrouteError], bool] | None = None
+    ) -> None:
+        super().__init__(stream=False)
+        self.indices: dict[int, int] = {}
+        self.results: list[AsyncrouteError | None] = []
+        self.outstanding = 0
+        self.low_water = low_water
+        self.retain = retain
+        #: with ``retain``: the message of each request in flight, by seq
+        self.sent: dict[int, Message] = {}
+        #: with ``retain``: index → message of each request whose error was retained
+        self.retained: dict[int, Message] = {}
+
+    def replied(self, message: Message) -> None:
+        pass  # bulk requests are changes: only their acks matter
+
+    def finished(self, seq: int, error: AsyncrouteError | None) -> None:
+        index = self.indices.pop(seq)
+        if self.retain is not None:
+            message = self.sent.pop(seq)
+            if error is not None and self.retain(error):
+                self.retained[index] = message
+        if error is not None:
+            self.results[index] = error
+        self.outstanding -= 1
+        if self.outstanding <= self.low_water:
+            self.wake()
 
 
 def _expire(future: asyncio.Future[None]) -> None:
@@ -257,9 +306,7 @@ class NetlinkConnection:
         for event in self._core.close(ConnectionClosed("connection closed")):
             waiter = self._waiters.pop(event.seq, None)
             if waiter is not None:
-                waiter.error = self._closed_error()
-                waiter.done = True
-                waiter.wake()
+                waiter.finished(event.seq, self._closed_error())
         self._waiters.clear()
         self._outbox.clear()
         if self._trio_scope is not None and fd >= 0:
@@ -291,9 +338,7 @@ class NetlinkConnection:
             ConnectionClosed: the connection closed first.
             ValueError: a field does not fit its wire type (nothing was sent).
         """
-        waiter, seq = self._submit(
-            Message(message.type, int(message.flags) | _REQUEST_ACK, message.body), dump=False
-        )
+        waiter, seq = self._submit(message, dump=False, flags=_REQUEST_ACK)
         try:
             await self._wait(waiter, self.timeout if timeout is None else timeout)
         finally:
@@ -315,9 +360,7 @@ class NetlinkConnection:
         Raises DumpInterrupted at the end (with every message received) if the kernel
         flagged the dump as inconsistent (NLM_F_DUMP_INTR).
         """
-        waiter, seq = self._submit(
-            Message(message.type, int(message.flags) | _REQUEST_DUMP, message.body), dump=True
-        )
+        waiter, seq = self._submit(message, dump=True, flags=_REQUEST_DUMP)
         limit = self.timeout if timeout is None else timeout
         received: list[Message] = []
         try:
@@ -337,12 +380,104 @@ class NetlinkConnection:
         if waiter.error is not None:
             raise waiter.error
 
-    # ------------------------------------------------------------------ internals
+    async def request_many(
+        self,
+        messages: Iterable[Message | AsyncrouteError] | AsyncIterable[Message | AsyncrouteError],
+        *,
+        timeout: float | None = None,
+        progress: Callable[[int], object] | None = None,
+        retain: Callable[[AsyncrouteError], bool] | None = None,
+        retained: dict[int, Message] | None = None,
+    ) -> list[AsyncrouteError | None]:
+        """Send many requests through the window without a task or future each.
 
-    def _submit(self, message: Message, *, dump: bool) -> tuple[_Waiter, int]:
+        ``messages`` is consumed lazily: at most twice the window is held at once, so a
+        generator of a million requests needs little memory.  An item may be an
+        exception instead of a message: it is reported in its place and nothing is sent
+        for it.  Returns one entry per item, in order: None for an ack, or the error.
+        NLM_F_REQUEST and NLM_F_ACK are added to every message.
+
+        ``timeout`` (default: the connection's) bounds each wait for progress; when it
+        expires, or the call is cancelled, the requests still unanswered are abandoned
+        (a TimeoutError is raised, or the cancellation goes on).  ``progress`` is called
+        with the number of requests answered so far, once per batch of answers.
+
+        ``retain`` picks errors whose requests should be kept for a retry; their
+        messages are put in ``retained`` by position.
+        """
+        window = self._core.max_in_flight
+        batch = _Batch(low_water=window, retain=retain)
+        if retained is not None:
+            batch.retained = retained
+        sent = batch.sent if retain is not None else None
+        high_water = 2 * window
+        limit = self.timeout if timeout is None else timeout
+        submit = self._core.send_request
+        waiters = self._waiters
+        indices = batch.indices
+        results = batch.results
+        try:
+            if isinstance(messages, AsyncIterable):
+                async for item in messages:
+                    if batch.outstanding >= high_water:
+                        await self._wait_for_room(batch, limit, progress)
+                    self._check_open()
+                    if isinstance(item, AsyncrouteError):
+                        results.append(item)
+                        continue
+                    seq = submit(item, flags=_REQUEST_ACK)
+                    waiters[seq] = batch
+                    if sent is not None:
+                        sent[seq] = item
+                    indices[seq] = len(results)
+                    results.append(None)
+                    batch.outstanding += 1
+                    self._schedule_flush()
+            else:
+                for item in messages:
+                    if batch.outstanding >= high_water:
+                        await self._wait_for_room(batch, limit, progress)
+                    self._check_open()
+                    if isinstance(item, AsyncrouteError):
+                        results.append(item)
+                        continue
+                    seq = submit(item, flags=_REQUEST_ACK)
+                    waiters[seq] = batch
+                    if sent is not None:
+                        sent[seq] = item
+                    indices[seq] = len(results)
+                    results.append(None)
+                    batch.outstanding += 1
+                    self._schedule_flush()
+            batch.low_water = 0
+            while batch.outstanding:
+                await self._wait_for_room(batch, limit, progress)
+        finally:
+            if batch.outstanding:
+                for seq in list(batch.indices):
+                    self._abandon(seq)
+        if progress is not None:
+            progress(len(results))
+        return results
+
+    async def _wait_for_room(
+        self, batch: _Batch, limit: float, progress: Callable[[int], object] | None
+    ) -> None:
+        self._schedule_flush()
+        await self._wait(batch, limit)
+        if progress is not None:
+            progress(len(batch.results) - batch.outstanding)
+
+    def _check_open(self) -> None:
         if self._closed:
             raise self._closed_error()
-        seq = self._core.send_request(message, dump=dump)
+
+    # ------------------------------------------------------------------ internals
+
+    def _submit(self, message: Message, *, dump: bool, flags: int) -> tuple[_Waiter, int]:
+        if self._closed:
+            raise self._closed_error()
+        seq = self._core.send_request(message, dump=dump, flags=flags)
         waiter = _Waiter(stream=dump)
         self._waiters[seq] = waiter
         self._schedule_flush()
@@ -376,15 +511,11 @@ class NetlinkConnection:
             if isinstance(event, Reply):
                 waiter = waiters.get(event.seq)
                 if waiter is not None:
-                    waiter.replies.append(event.message)
-                    if waiter.stream:
-                        waiter.wake()
+                    waiter.replied(event.message)
             else:
                 waiter = waiters.pop(event.seq, None)
                 if waiter is not None:
-                    waiter.error = event.error
-                    waiter.done = True
-                    waiter.wake()
+                    waiter.finished(event.seq, event.error)
 
     def _on_readable(self) -> None:
         """Drain the socket: many datagrams per wake-up, into one reused buffer.

@@ -10,12 +10,14 @@ RTA_OIF always.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from ._codec import RTAX_MTU
+from ._codec import pack_route_body
 from ._links import device_index
 from ._retry import RetryPolicy
 from ._values import (
@@ -29,19 +31,31 @@ from ._values import (
 )
 from .connection import NetlinkConnection
 from .constants import AF_INET, AF_INET6, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
-from .errors import ExistsError, KernelError, NotFoundError
+from .errors import AsyncrouteError, ExistsError, KernelError, NotFoundError
 from .messages import Message, RouteMessage
 
 if TYPE_CHECKING:
     from .mtu import Configuration
 
-__all__ = ["MAIN_TABLE", "RTN_LOCAL", "Route", "delete", "lookup", "upsert"]
+__all__ = [
+    "MAIN_TABLE",
+    "RTN_LOCAL",
+    "Route",
+    "delete",
+    "delete_many",
+    "lookup",
+    "upsert",
+    "upsert_many",
+]
+
+T = TypeVar("T")
 
 #: Route type "local" (Cilium's ``RTN_LOCAL``).
 RTN_LOCAL = int(RTN.LOCAL)
 #: The main routing table (Cilium's ``MainTable``).
 MAIN_TABLE = int(RT_TABLE.MAIN)
 
+_typeof = builtins.type  # `type` is a field, and so a parameter, of Route
 _TYPE_NAMES = {t.value: t.name.lower() for t in RTN}
 # iproute2's own names (rt_scopes); it spells scope 0 "global", not "universe".
 _SCOPE_NAMES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
@@ -100,17 +114,35 @@ class Route:
                     f"{field}: {address} is IPv{address.version} "
                     f"but prefix {net} is IPv{net.version}"
                 )
+        # The common case (plain ints in range) is checked inline: Route() sits on the
+        # hot path of bulk upserts.
+        if not (
+            _typeof(mtu) is _typeof(proto) is _typeof(scope) is _typeof(table) is int
+            and _typeof(type) is _typeof(priority) is int
+            and 0 <= mtu <= 65535
+            and 0 <= proto <= 255
+            and 0 <= scope <= 255
+            and 0 <= table <= U32_MAX
+            and 0 <= type <= 255
+            and 0 <= priority <= U32_MAX
+        ):
+            check_uint(mtu, "mtu", 65535)
+            check_uint(proto, "proto", 255)
+            check_uint(scope, "scope", 255)
+            check_uint(table, "table", U32_MAX)
+            check_uint(type, "type", 255)
+            check_uint(priority, "priority", U32_MAX)
         setter = object.__setattr__
         setter(self, "prefix", net)
         setter(self, "nexthop", gateway)
         setter(self, "local", source)
         setter(self, "device", check_device(device))
-        setter(self, "mtu", check_uint(mtu, "mtu", 65535))
-        setter(self, "proto", check_uint(proto, "proto", 255))
-        setter(self, "scope", check_uint(scope, "scope", 255))
-        setter(self, "table", check_uint(table, "table", U32_MAX))
-        setter(self, "type", check_uint(type, "type", 255))
-        setter(self, "priority", check_uint(priority, "priority", U32_MAX))
+        setter(self, "mtu", mtu)
+        setter(self, "proto", proto)
+        setter(self, "scope", scope)
+        setter(self, "table", table)
+        setter(self, "type", type)
+        setter(self, "priority", priority)
 
     # ------------------------------------------------------------------ derived values
 
@@ -208,37 +240,44 @@ class Route:
 
     # ------------------------------------------------------------------ wire form
 
-    def _message(self, oif: int, mtu: int) -> RouteMessage:
+    def _body(self, oif: int, mtu: int) -> bytes:
         """The RTM_NEWROUTE body upsert sends (netlink ``routeHandle`` semantics)."""
-        table = self.table_id
-        return RouteMessage(
-            family=self.family,
-            dst_len=self.prefix.prefixlen,
-            table=table if table < 256 else RT_TABLE.UNSPEC,
-            protocol=self.proto or RTPROT.BOOT,
-            scope=self.effective_scope,
-            type=self.type or RTN.UNICAST,
-            dst=self.prefix.network_address,
-            oif=oif,
-            gateway=self.nexthop,
-            priority=self.priority or None,
-            prefsrc=self.local,
-            metrics=((RTAX_MTU, mtu),) if mtu else (),
-            table_id=table if table >= 256 else None,
+        table = self.table or MAIN_TABLE
+        prefix = self.prefix
+        scope = self.scope
+        if not scope and self.type == RTN_LOCAL:
+            scope = RT_SCOPE.HOST
+        return pack_route_body(
+            AF_INET if prefix.version == 4 else AF_INET6,
+            prefix.prefixlen,
+            table if table < 256 else RT_TABLE.UNSPEC,
+            self.proto or RTPROT.BOOT,
+            scope,
+            self.type or RTN.UNICAST,
+            prefix.network_address.packed,
+            oif,
+            None if self.nexthop is None else self.nexthop.packed,
+            self.priority or None,
+            None if self.local is None else self.local.packed,
+            mtu,
+            table if table >= 256 else None,
         )
 
-    def _delete_message(self, oif: int) -> RouteMessage:
+    def _delete_body(self, oif: int) -> bytes:
         """RTM_DELROUTE body: only the identifying fields (cilium#41811: IPv4 delete
         compares whatever metrics are sent).  IPv4 needs the exact scope
         (``fib_table_delete``), so a local route's implied host scope is sent too."""
-        table = self.table_id
-        return RouteMessage(
-            family=self.family,
-            dst_len=self.prefix.prefixlen,
-            table=table if table < 256 else RT_TABLE.UNSPEC,
-            scope=self.effective_scope if self.prefix.version == 4 else 0,
-            dst=self.prefix.network_address,
-            oif=oif,
+        table = self.table or MAIN_TABLE
+        prefix = self.prefix
+        return pack_route_body(
+            AF_INET if prefix.version == 4 else AF_INET6,
+            prefix.prefixlen,
+            table if table < 256 else RT_TABLE.UNSPEC,
+            0,
+            self.effective_scope if prefix.version == 4 else 0,
+            0,
+            prefix.network_address.packed,
+            oif,
             table_id=table if table >= 256 else None,
         )
 
@@ -305,32 +344,168 @@ async def upsert(
     """Install or replace ``route``; see :meth:`asyncroute.Connection.upsert`."""
     device = route._require_device()
     oif = await device_index(conn, device)
-    created_nexthop = False
-    if route.nexthop is not None:
-        nexthop = route.nexthop_route()._message(oif, 0)
-        try:
-            await conn.request(Message(RTM.NEWROUTE, _CREATE_EXCL, nexthop))
-            created_nexthop = True
-        except ExistsError:
-            # Shared with other routes (or left from before): make it ours as Cilium
-            # does, but remember we did not create it, so rollback leaves it alone.
-            await conn.request(Message(RTM.NEWROUTE, _REPLACE, nexthop))
-    request = Message(RTM.NEWROUTE, _REPLACE, route._message(oif, _route_mtu(route, mtu_config)))
+    created_nexthop = route.nexthop is not None and await _install_nexthop(conn, route, oif)
+    request = Message(RTM.NEWROUTE, _REPLACE, route._body(oif, _route_mtu(route, mtu_config)))
     try:
         await retry.run(lambda: conn.request(request))
     except KernelError:
         if created_nexthop:
-            with contextlib.suppress(KernelError):
-                delete_nexthop = route.nexthop_route()._delete_message(oif)
-                await conn.request(Message(RTM.DELROUTE, 0, delete_nexthop))
+            await _remove_nexthop(conn, route, oif)
         raise
     return True
+
+
+async def _install_nexthop(conn: NetlinkConnection, route: Route, oif: int) -> bool:
+    """Replace ``route``'s nexthop route; True if this call created it."""
+    nexthop = route.nexthop_route()._body(oif, 0)
+    try:
+        await conn.request(Message(RTM.NEWROUTE, _CREATE_EXCL, nexthop))
+        return True
+    except ExistsError:
+        # Shared with other routes (or left from before): make it ours as Cilium does,
+        # but remember we did not create it, so that rollback leaves it alone.
+        await conn.request(Message(RTM.NEWROUTE, _REPLACE, nexthop))
+        return False
+
+
+async def _remove_nexthop(conn: NetlinkConnection, route: Route, oif: int) -> None:
+    with contextlib.suppress(KernelError):
+        message = route.nexthop_route()._delete_body(oif)
+        await conn.request(Message(RTM.DELROUTE, 0, message))
+
+
+async def _each(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
+    if isinstance(items, AsyncIterable):
+        async for item in items:
+            yield item
+    else:
+        for item in items:
+            yield item
+
+
+async def _device_indices(
+    conn: NetlinkConnection, cache: dict[str, int | KernelError], route: Route
+) -> int | KernelError:
+    """ifindex of the route's device, looked up once per bulk call."""
+    name = route._require_device()
+    found = cache.get(name)
+    if found is None:
+        try:
+            found = await device_index(conn, name)
+        except KernelError as exc:
+            found = exc
+        cache[name] = found
+    return found
+
+
+Outcome = bool | BaseException
+
+
+def _outcomes(errors: list[AsyncrouteError | None], return_exceptions: bool) -> list[Outcome]:
+    if not return_exceptions:
+        for error in errors:
+            if error is not None:
+                raise error
+    return [True if error is None else error for error in errors]
+
+
+async def upsert_many(
+    conn: NetlinkConnection,
+    routes: Iterable[Route] | AsyncIterable[Route],
+    mtu_config: Configuration | None = None,
+    *,
+    retry: RetryPolicy = _DEFAULT_RETRY,
+    return_exceptions: bool = True,
+    progress: Callable[[int], object] | None = None,
+) -> list[Outcome]:
+    """Upsert many routes; see :meth:`asyncroute.Connection.upsert_many`."""
+    devices: dict[str, int | KernelError] = {}
+    # (nexthop, oif, table) → whether this call created the nexthop route
+    nexthops: dict[tuple[IPAddress, int, int], bool | KernelError] = {}
+    keys: list[tuple[IPAddress, int, int] | None] = []  # per item, for rollback
+    owners: dict[tuple[IPAddress, int, int], Route] = {}
+
+    async def messages() -> AsyncIterator[Message | AsyncrouteError]:
+        async for route in _each(routes):
+            if not isinstance(route, Route):
+                raise TypeError(f"upsert_many takes Route objects, got {route!r}")
+            oif = await _device_indices(conn, devices, route)
+            if isinstance(oif, KernelError):
+                keys.append(None)
+                yield oif
+                continue
+            key = None
+            if route.nexthop is not None:
+                key = (route.nexthop, oif, route.table_id)
+                state = nexthops.get(key)
+                if state is None:
+                    try:
+                        state = await _install_nexthop(conn, route, oif)
+                    except KernelError as exc:
+                        state = exc
+                    nexthops[key] = state
+                    owners[key] = route
+                if isinstance(state, KernelError):
+                    keys.append(None)
+                    yield state
+                    continue
+            keys.append(key)
+            yield Message(RTM.NEWROUTE, _REPLACE, route._body(oif, _route_mtu(route, mtu_config)))
+
+    retained: dict[int, Message] = {}
+    errors = await conn.request_many(
+        messages(), progress=progress, retain=retry.retryable, retained=retained
+    )
+    # Transient failures (the nexthop race) are tried again as a group, up to the
+    # policy's attempts, with its sleep in between.
+    for _ in range(retry.max_tries - 1):
+        if not retained:
+            break
+        await retry.sleep(retry.interval)
+        positions = sorted(retained)
+        again: dict[int, Message] = {}
+        second = await conn.request_many(
+            [retained[i] for i in positions], retain=retry.retryable, retained=again
+        )
+        for position, error in zip(positions, second, strict=True):
+            errors[position] = error
+        retained = {positions[i]: message for i, message in again.items()}
+    # Roll back nexthop routes this call created and no route of it uses.
+    used = {key for key, error in zip(keys, errors, strict=True) if key and error is None}
+    for key, state in nexthops.items():
+        if state is True and key not in used:
+            await _remove_nexthop(conn, owners[key], key[1])
+    return _outcomes(errors, return_exceptions)
+
+
+async def delete_many(
+    conn: NetlinkConnection,
+    routes: Iterable[Route] | AsyncIterable[Route],
+    *,
+    return_exceptions: bool = True,
+    progress: Callable[[int], object] | None = None,
+) -> list[Outcome]:
+    """Delete many routes; see :meth:`asyncroute.Connection.delete_many`."""
+    devices: dict[str, int | KernelError] = {}
+
+    async def messages() -> AsyncIterator[Message | AsyncrouteError]:
+        async for route in _each(routes):
+            if not isinstance(route, Route):
+                raise TypeError(f"delete_many takes Route objects, got {route!r}")
+            oif = await _device_indices(conn, devices, route)
+            if isinstance(oif, KernelError):
+                yield oif
+            else:
+                yield Message(RTM.DELROUTE, 0, route._delete_body(oif))
+
+    errors = await conn.request_many(messages(), progress=progress)
+    return _outcomes(errors, return_exceptions)
 
 
 async def delete(conn: NetlinkConnection, route: Route) -> None:
     """Delete ``route``; see :meth:`asyncroute.Connection.delete`."""
     oif = await device_index(conn, route._require_device())
-    await conn.request(Message(RTM.DELROUTE, 0, route._delete_message(oif)))
+    await conn.request(Message(RTM.DELROUTE, 0, route._delete_body(oif)))
 
 
 async def lookup(conn: NetlinkConnection, route: Route) -> Route:
