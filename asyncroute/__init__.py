@@ -19,7 +19,7 @@ from .client import (
     replace_rule_ipv6,
     upsert,
 )
-from .connection import NetlinkConnection
+from .connection import NetlinkConnection, RequestBatch
 from .constants import FR_ACT, NLM_F, NLMSG, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
 from .errors import (
     AsyncrouteError,
@@ -76,6 +76,7 @@ __all__ = [
     "OutcomeUnknown",
     "PermissionDeniedError",
     "ProtocolError",
+    "RequestBatch",
     "RetryPolicy",
     "Route",
     "RouteMessage",

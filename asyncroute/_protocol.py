@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from ._codec import decode_body, decode_error_payload, encode_message
-from ._frame import iter_frames
+from ._frame import HEADER, iter_frames
 from .constants import NLM_F, NLMSG
 from .errors import (
     AsyncrouteError,
@@ -41,6 +41,7 @@ from .messages import DoneMessage, Message
 __all__ = ["Finished", "NetlinkProtocol", "ProtocolStats", "Reply"]
 
 _ERROR_CODE = struct.Struct("=i")
+_pack_header = HEADER.pack
 # nlmsghdr + the error code of an NLMSG_ERROR; a capped ack is that plus the echoed header.
 _ACK_HEAD = struct.Struct("=IHHIIi")
 _ACK_SIZE = _ACK_HEAD.size + 16
@@ -174,7 +175,15 @@ class NetlinkProtocol:
         codec) before anything is queued.
         """
         seq = self._allocate_seq()
-        data = encode_message(message, seq, self.port_id, flags)
+        body = message.body
+        if type(body) is bytes and not len(body) & 3:
+            # A pre-packed body (the route hot path): only the header is left to pack.
+            data = (
+                _pack_header(16 + len(body), message.type, message.flags | flags, seq, self.port_id)
+                + body
+            )
+        else:
+            data = encode_message(message, seq, self.port_id, flags)
         entry = _Entry(seq, message.type, message.flags | flags, data, dump)
         self._pending[seq] = entry
         if not dump:

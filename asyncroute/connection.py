@@ -43,7 +43,7 @@ from .constants import NLM_F
 from .errors import AsyncrouteError, ConnectionClosed, DumpInterrupted
 from .messages import Message
 
-__all__ = ["ACK_BUFFER_COST", "DEFAULT_TIMEOUT", "NetlinkConnection"]
+__all__ = ["ACK_BUFFER_COST", "DEFAULT_TIMEOUT", "NetlinkConnection", "RequestBatch"]
 
 #: Receive-buffer bytes one queued reply may take (skb truesize; ~832 measured for an
 #: ack, more for an error reply with an extended-ACK message).
@@ -105,28 +105,110 @@ class _Waiter:
         self.wake()
 
 
-class _Batch(_Waiter):
-    """One caller waiting for many requests (:meth:`NetlinkConnection.request_many`).
+class RequestBatch(_Waiter):
+    """Many requests awaited together: :meth:`NetlinkConnection.batch`.
 
-    No future per request: results go straight into a list by position, and the caller
-    is woken when enough of the window has emptied (``low_water``) or all are done.
+    No task or future per request: results go into a list by position, and the caller
+    is woken only when the window has room again (or everything is answered).
+
+    Use::
+
+        batch = conn.batch()
+        try:
+            for message in messages:
+                if batch.full:
+                    await batch.wait_for_room()
+                batch.add(message)
+            results = await batch.finish()
+        finally:
+            batch.abandon()  # no-op after finish(); after an error, forget the rest
     """
 
-    __slots__ = ("indices", "low_water", "outstanding", "results", "retain", "retained", "sent")
+    __slots__ = (
+        "_conn",
+        "_high_water",
+        "_limit",
+        "_progress",
+        "indices",
+        "low_water",
+        "outstanding",
+        "results",
+        "retain",
+        "retained",
+        "sent",
+    )
 
     def __init__(
-        self, low_water: int, retain: Callable[[AsyncrouteError], bool] | None = None
+        self,
+        conn: NetlinkConnection,
+        *,
+        timeout: float,
+        progress: Callable[[int], object] | None = None,
+        retain: Callable[[AsyncrouteError], bool] | None = None,
     ) -> None:
         super().__init__(stream=False)
+        window = conn.max_in_flight
+        self._conn = conn
+        self._high_water = 2 * window
+        self._limit = timeout
+        self._progress = progress
+        self.low_water = window
         self.indices: dict[int, int] = {}
+        #: one entry per item added, in order: None (acked) or the error
         self.results: list[AsyncrouteError | None] = []
         self.outstanding = 0
-        self.low_water = low_water
-        self.retain = retain
         #: with ``retain``: the message of each request in flight, by seq
         self.sent: dict[int, Message] = {}
-        #: with ``retain``: index → message of each request whose error was retained
+        #: with ``retain``: position → message of each request whose error was retained
         self.retained: dict[int, Message] = {}
+        self.retain = retain
+
+    @property
+    def full(self) -> bool:
+        """True when twice the window is unanswered: wait before adding more."""
+        return self.outstanding >= self._high_water
+
+    def add(self, item: Message | AsyncrouteError) -> None:
+        """Queue one request (NLM_F_REQUEST|NLM_F_ACK added); an exception is recorded
+        in its place instead, and nothing is sent for it."""
+        conn = self._conn
+        if isinstance(item, AsyncrouteError):
+            self.results.append(item)
+            return
+        if conn._closed:
+            raise conn._closed_error()
+        seq = conn._core.send_request(item, flags=_REQUEST_ACK)
+        conn._waiters[seq] = self
+        if self.retain is not None:
+            self.sent[seq] = item
+        self.indices[seq] = len(self.results)
+        self.results.append(None)
+        self.outstanding += 1
+        if not conn._flush_scheduled:
+            conn._schedule_flush()
+
+    async def wait_for_room(self) -> None:
+        """Wait until the window has room (TimeoutError if nothing moves in time)."""
+        self._conn._schedule_flush()
+        await self._conn._wait(self, self._limit)
+        if self._progress is not None:
+            self._progress(len(self.results) - self.outstanding)
+
+    async def finish(self) -> list[AsyncrouteError | None]:
+        """Wait for every answer; the results, in the order the items were added."""
+        self.low_water = 0
+        while self.outstanding:
+            await self.wait_for_room()
+        if self._progress is not None:
+            self._progress(len(self.results))
+        return self.results
+
+    def abandon(self) -> None:
+        """Stop waiting for the requests still unanswered (their seqs stay reserved)."""
+        for seq in list(self.indices):
+            self.indices.pop(seq)
+            self._conn._abandon(seq)
+        self.outstanding = 0
 
     def replied(self, message: Message) -> None:
         pass  # bulk requests are changes: only their acks matter
@@ -380,14 +462,34 @@ class NetlinkConnection:
         if waiter.error is not None:
             raise waiter.error
 
+    def batch(
+        self,
+        *,
+        timeout: float | None = None,
+        progress: Callable[[int], object] | None = None,
+        retain: Callable[[AsyncrouteError], bool] | None = None,
+    ) -> RequestBatch:
+        """A :class:`RequestBatch` on this connection: the building block of
+        :meth:`request_many` for callers that produce requests in a loop of their own.
+
+        ``timeout`` (default: the connection's) bounds each wait for progress.
+        ``progress`` is called with the number answered so far at each wake-up.
+        ``retain`` picks errors whose messages are kept in ``batch.retained`` by position
+        (to retry them).
+        """
+        return RequestBatch(
+            self,
+            timeout=self.timeout if timeout is None else timeout,
+            progress=progress,
+            retain=retain,
+        )
+
     async def request_many(
         self,
         messages: Iterable[Message | AsyncrouteError] | AsyncIterable[Message | AsyncrouteError],
         *,
         timeout: float | None = None,
         progress: Callable[[int], object] | None = None,
-        retain: Callable[[AsyncrouteError], bool] | None = None,
-        retained: dict[int, Message] | None = None,
     ) -> list[AsyncrouteError | None]:
         """Send many requests through the window without a task or future each.
 
@@ -397,80 +499,24 @@ class NetlinkConnection:
         for it.  Returns one entry per item, in order: None for an ack, or the error.
         NLM_F_REQUEST and NLM_F_ACK are added to every message.
 
-        ``timeout`` (default: the connection's) bounds each wait for progress; when it
-        expires, or the call is cancelled, the requests still unanswered are abandoned
-        (a TimeoutError is raised, or the cancellation goes on).  ``progress`` is called
-        with the number of requests answered so far, once per batch of answers.
-
-        ``retain`` picks errors whose requests should be kept for a retry; their
-        messages are put in ``retained`` by position.
+        ``timeout`` bounds each wait for progress; when it expires (TimeoutError) or the
+        call is cancelled, the requests still unanswered are abandoned.
         """
-        window = self._core.max_in_flight
-        batch = _Batch(low_water=window, retain=retain)
-        if retained is not None:
-            batch.retained = retained
-        sent = batch.sent if retain is not None else None
-        high_water = 2 * window
-        limit = self.timeout if timeout is None else timeout
-        submit = self._core.send_request
-        waiters = self._waiters
-        indices = batch.indices
-        results = batch.results
+        batch = self.batch(timeout=timeout, progress=progress)
         try:
             if isinstance(messages, AsyncIterable):
                 async for item in messages:
-                    if batch.outstanding >= high_water:
-                        await self._wait_for_room(batch, limit, progress)
-                    self._check_open()
-                    if isinstance(item, AsyncrouteError):
-                        results.append(item)
-                        continue
-                    seq = submit(item, flags=_REQUEST_ACK)
-                    waiters[seq] = batch
-                    if sent is not None:
-                        sent[seq] = item
-                    indices[seq] = len(results)
-                    results.append(None)
-                    batch.outstanding += 1
-                    self._schedule_flush()
+                    if batch.full:
+                        await batch.wait_for_room()
+                    batch.add(item)
             else:
                 for item in messages:
-                    if batch.outstanding >= high_water:
-                        await self._wait_for_room(batch, limit, progress)
-                    self._check_open()
-                    if isinstance(item, AsyncrouteError):
-                        results.append(item)
-                        continue
-                    seq = submit(item, flags=_REQUEST_ACK)
-                    waiters[seq] = batch
-                    if sent is not None:
-                        sent[seq] = item
-                    indices[seq] = len(results)
-                    results.append(None)
-                    batch.outstanding += 1
-                    self._schedule_flush()
-            batch.low_water = 0
-            while batch.outstanding:
-                await self._wait_for_room(batch, limit, progress)
+                    if batch.full:
+                        await batch.wait_for_room()
+                    batch.add(item)
+            return await batch.finish()
         finally:
-            if batch.outstanding:
-                for seq in list(batch.indices):
-                    self._abandon(seq)
-        if progress is not None:
-            progress(len(results))
-        return results
-
-    async def _wait_for_room(
-        self, batch: _Batch, limit: float, progress: Callable[[int], object] | None
-    ) -> None:
-        self._schedule_flush()
-        await self._wait(batch, limit)
-        if progress is not None:
-            progress(len(batch.results) - batch.outstanding)
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise self._closed_error()
+            batch.abandon()
 
     # ------------------------------------------------------------------ internals
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
@@ -29,7 +29,7 @@ from ._values import (
     parse_address,
     parse_network,
 )
-from .connection import NetlinkConnection
+from .connection import NetlinkConnection, RequestBatch
 from .constants import AF_INET, AF_INET6, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
 from .errors import AsyncrouteError, ExistsError, KernelError, NotFoundError
 from .messages import Message, RouteMessage
@@ -374,31 +374,8 @@ async def _remove_nexthop(conn: NetlinkConnection, route: Route, oif: int) -> No
         await conn.request(Message(RTM.DELROUTE, 0, message))
 
 
-async def _each(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
-
-
-async def _device_indices(
-    conn: NetlinkConnection, cache: dict[str, int | KernelError], route: Route
-) -> int | KernelError:
-    """ifindex of the route's device, looked up once per bulk call."""
-    name = route._require_device()
-    found = cache.get(name)
-    if found is None:
-        try:
-            found = await device_index(conn, name)
-        except KernelError as exc:
-            found = exc
-        cache[name] = found
-    return found
-
-
 Outcome = bool | BaseException
+NexthopKey = tuple[IPAddress, int, int]  # (nexthop, oif, table)
 
 
 def _outcomes(errors: list[AsyncrouteError | None], return_exceptions: bool) -> list[Outcome]:
@@ -407,6 +384,128 @@ def _outcomes(errors: list[AsyncrouteError | None], return_exceptions: bool) -> 
             if error is not None:
                 raise error
     return [True if error is None else error for error in errors]
+
+
+class _BulkContext:
+    """What a bulk call looks up once and reuses: devices and nexthop routes.
+
+    :meth:`message` is synchronous for every route whose device and nexthop are known
+    already (all but the first few); :meth:`resolve` does the lookups it is missing.
+    """
+
+    __slots__ = ("conn", "devices", "keys", "last_key", "mtu_config", "nexthops", "owners")
+
+    def __init__(self, conn: NetlinkConnection, mtu_config: Configuration | None) -> None:
+        self.conn = conn
+        self.mtu_config = mtu_config
+        self.devices: dict[str, int | KernelError] = {}
+        # nexthop route → True if this call created it, False if it existed, or the error
+        self.nexthops: dict[NexthopKey, bool | KernelError] = {}
+        self.owners: dict[NexthopKey, Route] = {}
+        #: per route, the nexthop route it uses (to know which ones rollback may remove)
+        self.keys: list[NexthopKey | None] = []
+        #: the key of the previous route via a nexthop in a numbered table
+        self.last_key: NexthopKey | None = None
+
+    def message(self, route: Route) -> Message | KernelError | None:
+        """The route's RTM_NEWROUTE, the error that stops it, or None: resolve first."""
+        if type(route) is not Route:
+            raise TypeError(f"upsert_many takes Route objects, got {route!r}")
+        oif = self.devices.get(route.device)
+        if oif is None:
+            return None
+        if isinstance(oif, KernelError):
+            self.keys.append(None)
+            return oif
+        key = None
+        nexthop = route.nexthop
+        if nexthop is not None:
+            key = self.last_key
+            # Routes in a row usually share one nexthop object (parse_address caches
+            # it), so compare identities before hashing a new key.
+            if key is None or key[0] is not nexthop or key[1] != oif or key[2] != route.table:
+                key = (nexthop, oif, route.table or MAIN_TABLE)
+                state = self.nexthops.get(key)
+                if state is None:
+                    return None
+                if isinstance(state, KernelError):
+                    self.keys.append(None)
+                    return state
+                self.last_key = key if route.table else None
+        self.keys.append(key)
+        config = self.mtu_config
+        mtu = route.mtu if config is None else _route_mtu(route, config)
+        return Message(RTM.NEWROUTE, _REPLACE, route._body(oif, mtu))
+
+    def delete_message(self, route: Route) -> Message | KernelError | None:
+        """The route's RTM_DELROUTE, the error that stops it, or None: resolve first."""
+        if type(route) is not Route:
+            raise TypeError(f"delete_many takes Route objects, got {route!r}")
+        oif = self.devices.get(route.device)
+        if oif is None:
+            return None
+        if isinstance(oif, KernelError):
+            return oif
+        return Message(RTM.DELROUTE, 0, route._delete_body(oif))
+
+    async def resolve(self, route: Route, *, nexthop: bool) -> None:
+        """Look up the route's device and (if ``nexthop``) install its nexthop route."""
+        name = route._require_device()
+        oif = self.devices.get(name)
+        if oif is None:
+            try:
+                oif = await device_index(self.conn, name)
+            except KernelError as exc:
+                oif = exc
+            self.devices[name] = oif
+        if not nexthop or route.nexthop is None or isinstance(oif, KernelError):
+            return
+        key = (route.nexthop, oif, route.table or MAIN_TABLE)
+        if key not in self.nexthops:
+            try:
+                self.nexthops[key] = await _install_nexthop(self.conn, route, oif)
+            except KernelError as exc:
+                self.nexthops[key] = exc
+            self.owners[key] = route
+
+
+async def _stream(
+    batch: RequestBatch,
+    routes: Iterable[Route] | AsyncIterable[Route],
+    prepare: Callable[[Route], Message | KernelError | None],
+    resolve: Callable[[Route], Awaitable[None]],
+) -> list[AsyncrouteError | None]:
+    """Feed ``routes`` through ``batch``; the loop stays synchronous per route unless a
+    lookup is missing or the window is full."""
+
+    async def one(route: Route) -> None:
+        item = prepare(route)
+        if item is None:
+            await resolve(route)
+            item = prepare(route)
+            assert item is not None
+        if batch.full:
+            await batch.wait_for_room()
+        batch.add(item)
+
+    try:
+        if isinstance(routes, AsyncIterable):
+            async for route in routes:
+                await one(route)
+        else:
+            for route in routes:
+                item = prepare(route)
+                if item is None or batch.full:
+                    if item is None:
+                        await resolve(route)
+                        item = prepare(route)
+                        assert item is not None
+                    if batch.full:
+                        await batch.wait_for_room()
+                batch.add(item)
+        return await batch.finish()
+    finally:
+        batch.abandon()
 
 
 async def upsert_many(
@@ -419,43 +518,14 @@ async def upsert_many(
     progress: Callable[[int], object] | None = None,
 ) -> list[Outcome]:
     """Upsert many routes; see :meth:`asyncroute.Connection.upsert_many`."""
-    devices: dict[str, int | KernelError] = {}
-    # (nexthop, oif, table) → whether this call created the nexthop route
-    nexthops: dict[tuple[IPAddress, int, int], bool | KernelError] = {}
-    keys: list[tuple[IPAddress, int, int] | None] = []  # per item, for rollback
-    owners: dict[tuple[IPAddress, int, int], Route] = {}
+    context = _BulkContext(conn, mtu_config)
+    batch = conn.batch(progress=progress, retain=retry.retryable)
 
-    async def messages() -> AsyncIterator[Message | AsyncrouteError]:
-        async for route in _each(routes):
-            if not isinstance(route, Route):
-                raise TypeError(f"upsert_many takes Route objects, got {route!r}")
-            oif = await _device_indices(conn, devices, route)
-            if isinstance(oif, KernelError):
-                keys.append(None)
-                yield oif
-                continue
-            key = None
-            if route.nexthop is not None:
-                key = (route.nexthop, oif, route.table_id)
-                state = nexthops.get(key)
-                if state is None:
-                    try:
-                        state = await _install_nexthop(conn, route, oif)
-                    except KernelError as exc:
-                        state = exc
-                    nexthops[key] = state
-                    owners[key] = route
-                if isinstance(state, KernelError):
-                    keys.append(None)
-                    yield state
-                    continue
-            keys.append(key)
-            yield Message(RTM.NEWROUTE, _REPLACE, route._body(oif, _route_mtu(route, mtu_config)))
+    async def resolve(route: Route) -> None:
+        await context.resolve(route, nexthop=True)
 
-    retained: dict[int, Message] = {}
-    errors = await conn.request_many(
-        messages(), progress=progress, retain=retry.retryable, retained=retained
-    )
+    errors = await _stream(batch, routes, context.message, resolve)
+    retained = batch.retained
     # Transient failures (the nexthop race) are tried again as a group, up to the
     # policy's attempts, with its sleep in between.
     for _ in range(retry.max_tries - 1):
@@ -463,18 +533,23 @@ async def upsert_many(
             break
         await retry.sleep(retry.interval)
         positions = sorted(retained)
-        again: dict[int, Message] = {}
-        second = await conn.request_many(
-            [retained[i] for i in positions], retain=retry.retryable, retained=again
-        )
+        again = conn.batch(retain=retry.retryable)
+        try:
+            for position in positions:
+                if again.full:
+                    await again.wait_for_room()
+                again.add(retained[position])
+            second = await again.finish()
+        finally:
+            again.abandon()
         for position, error in zip(positions, second, strict=True):
             errors[position] = error
-        retained = {positions[i]: message for i, message in again.items()}
-    # Roll back nexthop routes this call created and no route of it uses.
-    used = {key for key, error in zip(keys, errors, strict=True) if key and error is None}
-    for key, state in nexthops.items():
+        retained = {positions[i]: message for i, message in again.retained.items()}
+    # Roll back the nexthop routes this call created and no successful route uses.
+    used = {key for key, error in zip(context.keys, errors, strict=True) if key and not error}
+    for key, state in context.nexthops.items():
         if state is True and key not in used:
-            await _remove_nexthop(conn, owners[key], key[1])
+            await _remove_nexthop(conn, context.owners[key], key[1])
     return _outcomes(errors, return_exceptions)
 
 
@@ -486,19 +561,12 @@ async def delete_many(
     progress: Callable[[int], object] | None = None,
 ) -> list[Outcome]:
     """Delete many routes; see :meth:`asyncroute.Connection.delete_many`."""
-    devices: dict[str, int | KernelError] = {}
+    context = _BulkContext(conn, None)
 
-    async def messages() -> AsyncIterator[Message | AsyncrouteError]:
-        async for route in _each(routes):
-            if not isinstance(route, Route):
-                raise TypeError(f"delete_many takes Route objects, got {route!r}")
-            oif = await _device_indices(conn, devices, route)
-            if isinstance(oif, KernelError):
-                yield oif
-            else:
-                yield Message(RTM.DELROUTE, 0, route._delete_body(oif))
+    async def resolve(route: Route) -> None:
+        await context.resolve(route, nexthop=False)
 
-    errors = await conn.request_many(messages(), progress=progress)
+    errors = await _stream(conn.batch(progress=progress), routes, context.delete_message, resolve)
     return _outcomes(errors, return_exceptions)
 
 
