@@ -15,7 +15,8 @@ __all__ = ["device_index", "device_name", "mtu_towards"]
 
 async def _get_link(conn: NetlinkConnection, body: LinkMessage, what: str) -> LinkMessage:
     try:
-        reply = await conn.request(Message(RTM.GETLINK, 0, body))
+        # Concurrent upserts through one device share the lookup.
+        reply = await conn.request_shared(Message(RTM.GETLINK, 0, body))
     except NotFoundError as exc:
         raise NotFoundError(
             exc.errno or errno.ENODEV,

@@ -30,13 +30,14 @@ import math
 import os
 import socket
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Hashable, Iterable
 from types import TracebackType
 from typing import Any, Self
 
 import anyio
 import anyio.lowlevel
 
+from ._flight import SingleFlight
 from ._protocol import Finished, NetlinkProtocol, ProtocolStats, Reply
 from ._socket import SocketInfo, open_netlink_socket
 from .constants import NLM_F
@@ -64,6 +65,8 @@ MAX_DATAGRAM = 32 * 1024
 RECV_BUFFER = 1024 * 1024
 #: Datagrams drained per wake-up before yielding to other tasks.
 MAX_DRAIN = 512
+#: Requests a bulk producer adds before it lets the event loop run.
+YIELD_EVERY = 256
 
 _REQUEST_ACK = int(NLM_F.REQUEST | NLM_F.ACK)
 _REQUEST_DUMP = int(NLM_F.REQUEST | NLM_F.DUMP)
@@ -117,7 +120,7 @@ class RequestBatch(_Waiter):
         try:
             for message in messages:
                 if batch.full:
-                    await batch.wait_for_room()
+                    await batch.pause()
                 batch.add(message)
             results = await batch.finish()
         finally:
@@ -125,6 +128,7 @@ class RequestBatch(_Waiter):
     """
 
     __slots__ = (
+        "_added",
         "_conn",
         "_high_water",
         "_limit",
@@ -149,6 +153,7 @@ class RequestBatch(_Waiter):
         super().__init__(stream=False)
         window = conn.max_in_flight
         self._conn = conn
+        self._added = 0
         self._high_water = 2 * window
         self._limit = timeout
         self._progress = progress
@@ -165,8 +170,19 @@ class RequestBatch(_Waiter):
 
     @property
     def full(self) -> bool:
-        """True when twice the window is unanswered: wait before adding more."""
-        return self.outstanding >= self._high_water
+        """True when the producer should call :meth:`pause` before adding more: twice
+        the window is unanswered, or it has added YIELD_EVERY requests without letting
+        the event loop run (the loop must send them and read acks; other tasks must
+        not wait long — the benchmark bounds event-loop lag)."""
+        return self.outstanding >= self._high_water or self._added >= YIELD_EVERY
+
+    async def pause(self) -> None:
+        """Wait for room in the window, or at least let the event loop run once."""
+        self._added = 0
+        if self.outstanding >= self._high_water:
+            await self.wait_for_room()
+        else:
+            await anyio.lowlevel.checkpoint()
 
     def add(self, item: Message | AsyncrouteError) -> None:
         """Queue one request (NLM_F_REQUEST|NLM_F_ACK added); an exception is recorded
@@ -184,6 +200,7 @@ class RequestBatch(_Waiter):
         self.indices[seq] = len(self.results)
         self.results.append(None)
         self.outstanding += 1
+        self._added += 1
         if not conn._flush_scheduled:
             conn._schedule_flush()
 
@@ -275,6 +292,7 @@ class NetlinkConnection:
         self._writer_registered = False
         self._trio_scope: Any = None
         self._trio_wake: Any = None
+        self._shared: SingleFlight[Hashable, Message | None] = SingleFlight()
 
     # ------------------------------------------------------------------ properties
 
@@ -430,6 +448,18 @@ class NetlinkConnection:
             raise waiter.error
         return waiter.replies[-1] if waiter.replies else None
 
+    async def request_shared(
+        self, message: Message, *, timeout: float | None = None
+    ) -> Message | None:
+        """:meth:`request`, but concurrent identical requests (same type, flags and body)
+        share one round trip.  Only for requests whose effect does not depend on how
+        often they are made: reads, and replaces with the same content."""
+        value, _ = await self._shared.run(
+            (message.type, int(message.flags), message.body),
+            lambda: self.request(message, timeout=timeout),
+        )
+        return value
+
     async def dump(
         self, message: Message, *, timeout: float | None = None
     ) -> AsyncGenerator[Message, None]:
@@ -507,12 +537,12 @@ class NetlinkConnection:
             if isinstance(messages, AsyncIterable):
                 async for item in messages:
                     if batch.full:
-                        await batch.wait_for_room()
+                        await batch.pause()
                     batch.add(item)
             else:
                 for item in messages:
                     if batch.full:
-                        await batch.wait_for_room()
+                        await batch.pause()
                     batch.add(item)
             return await batch.finish()
         finally:

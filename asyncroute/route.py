@@ -13,11 +13,13 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
+import weakref
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
 from ._codec import pack_route_body
+from ._flight import SingleFlight
 from ._links import device_index
 from ._retry import RetryPolicy
 from ._values import (
@@ -355,9 +357,27 @@ async def upsert(
     return True
 
 
+_nexthop_flights: weakref.WeakKeyDictionary[NetlinkConnection, SingleFlight[bytes, bool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 async def _install_nexthop(conn: NetlinkConnection, route: Route, oif: int) -> bool:
-    """Replace ``route``'s nexthop route; True if this call created it."""
+    """Replace ``route``'s nexthop route; True if this call created it.
+
+    Concurrent calls for the same nexthop route share one installation (the kernel ends
+    in the same state as if each had replaced it); only the one that ran it can have
+    created it.
+    """
+    flights = _nexthop_flights.get(conn)
+    if flights is None:
+        flights = _nexthop_flights[conn] = SingleFlight()
     nexthop = route.nexthop_route()._body(oif, 0)
+    created, led = await flights.run(nexthop, lambda: _add_nexthop(conn, nexthop))
+    return created and led
+
+
+async def _add_nexthop(conn: NetlinkConnection, nexthop: bytes) -> bool:
     try:
         await conn.request(Message(RTM.NEWROUTE, _CREATE_EXCL, nexthop))
         return True
@@ -485,7 +505,7 @@ async def _stream(
             item = prepare(route)
             assert item is not None
         if batch.full:
-            await batch.wait_for_room()
+            await batch.pause()
         batch.add(item)
 
     try:
@@ -501,7 +521,7 @@ async def _stream(
                         item = prepare(route)
                         assert item is not None
                     if batch.full:
-                        await batch.wait_for_room()
+                        await batch.pause()
                 batch.add(item)
         return await batch.finish()
     finally:
@@ -537,7 +557,7 @@ async def upsert_many(
         try:
             for position in positions:
                 if again.full:
-                    await again.wait_for_room()
+                    await again.pause()
                 again.add(retained[position])
             second = await again.finish()
         finally:
