@@ -98,7 +98,8 @@ class Connection(NetlinkConnection):
         Returns one entry per route, in input order: True, or the exception for that
         route.  With ``return_exceptions=False`` the first failure is raised once every
         request has settled.  ``progress`` is called with the number of routes answered
-        so far.
+        so far.  An item that is not a Route raises TypeError at once; requests already
+        sent may have been applied (nothing is rolled back then).
 
         Example::
 

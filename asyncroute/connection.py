@@ -207,7 +207,16 @@ class RequestBatch(_Waiter):
     async def wait_for_room(self) -> None:
         """Wait until the window has room (TimeoutError if nothing moves in time)."""
         self._conn._schedule_flush()
-        await self._conn._wait(self, self._limit)
+        while True:
+            before = self.outstanding
+            try:
+                await self._conn._wait(self, self._limit)
+                break
+            except TimeoutError:
+                # The timeout bounds a wait *without progress*: a kernel that answers
+                # slowly but steadily is not timed out.
+                if self.outstanding >= before:
+                    raise
         if self._progress is not None:
             self._progress(len(self.results) - self.outstanding)
 
@@ -525,9 +534,9 @@ class NetlinkConnection:
 
         ``messages`` is consumed lazily: at most twice the window is held at once, so a
         generator of a million requests needs little memory.  An item may be an
-        exception instead of a message: it is reported in its place and nothing is sent
-        for it.  Returns one entry per item, in order: None for an ack, or the error.
-        NLM_F_REQUEST and NLM_F_ACK are added to every message.
+        :class:`AsyncrouteError` instead of a message: it is reported in its place and
+        nothing is sent for it.  Returns one entry per item, in order: None for an ack,
+        or the error.  NLM_F_REQUEST and NLM_F_ACK are added to every message.
 
         ``timeout`` bounds each wait for progress; when it expires (TimeoutError) or the
         call is cancelled, the requests still unanswered are abandoned.

@@ -429,7 +429,7 @@ class _BulkContext:
 
     def message(self, route: Route) -> Message | KernelError | None:
         """The route's RTM_NEWROUTE, the error that stops it, or None: resolve first."""
-        if type(route) is not Route:
+        if not isinstance(route, Route):
             raise TypeError(f"upsert_many takes Route objects, got {route!r}")
         oif = self.devices.get(route.device)
         if oif is None:
@@ -459,7 +459,7 @@ class _BulkContext:
 
     def delete_message(self, route: Route) -> Message | KernelError | None:
         """The route's RTM_DELROUTE, the error that stops it, or None: resolve first."""
-        if type(route) is not Route:
+        if not isinstance(route, Route):
             raise TypeError(f"delete_many takes Route objects, got {route!r}")
         oif = self.devices.get(route.device)
         if oif is None:
