@@ -13,6 +13,7 @@ from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callab
 from contextlib import asynccontextmanager
 from typing import Any
 
+from . import bulk as _bulk
 from . import route as _route
 from . import rule as _rule
 from ._retry import RetryPolicy
@@ -107,7 +108,7 @@ class Connection(NetlinkConnection):
                             device="v0", table=100) for i in range(65536))
             results = await conn.upsert_many(routes)
         """
-        return await _route.upsert_many(
+        return await _bulk.upsert_many(
             self,
             routes,
             mtu_config,
@@ -130,7 +131,7 @@ class Connection(NetlinkConnection):
 
             results = await conn.delete_many(routes)
         """
-        return await _route.delete_many(
+        return await _bulk.delete_many(
             self, routes, return_exceptions=return_exceptions, progress=progress
         )
 
