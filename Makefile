@@ -14,13 +14,13 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv lint typecheck test bench clean
+.PHONY: venv lint typecheck test bench bench-quick bench-micro clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test,dev]'
+	$(BIN)/pip install -q -e '.[test,dev,bench]'
 	touch $@
 
 lint: $(STAMP)
@@ -32,8 +32,18 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
+# The full benchmark (needs root; about 3 minutes on 2 cores): table on stdout, JSON and a
+# chart in benchmarks/results/.
 bench: $(STAMP)
-	$(PYTHON) benchmarks/smoke.py
+	$(PYTHON) -m asyncroute bench --plot benchmarks/results/latest.png
+
+# One round of 10,000 routes: a quick check that every phase still runs.
+bench-quick: $(STAMP)
+	$(PYTHON) -m asyncroute bench --routes 10000 --rounds 1
+
+# Encode/decode micro-benchmarks against pyroute2 (pytest-benchmark; not part of make test).
+bench-micro: $(STAMP)
+	$(PYTHON) -m pytest benchmarks/test_micro.py -p no:cacheprovider --benchmark-columns=median,ops
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build site

@@ -1,0 +1,7 @@
+"""``python -m asyncroute``: the ``asyncroute`` command (see :mod:`asyncroute.cli`)."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
