@@ -46,7 +46,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -594,14 +594,14 @@ def _declare_rows(only: Sequence[str], tasks: int, rules: int) -> dict[str, Row]
         Row("raw.del6", "raw floor", "ipv6", "v6-del", "raw"),
         Row(
             "asyncroute.replace_rule",
-            f"asyncroute replace_rule x {rules:,} tasks",
+            f"asyncroute replace_rules ({rules:,} rules)",
             "rules",
             "rule-add",
         ),
         Row("ip.rule_add", "ip -batch rule add", "rules", "rule-add", "ip"),
         Row(
             "asyncroute.delete_rule",
-            f"asyncroute delete_rule x {rules:,} tasks",
+            f"asyncroute delete_rules ({rules:,} rules)",
             "rules",
             "rule-del",
         ),
@@ -821,17 +821,14 @@ async def _asyncroute_rules(ctx: Context, r: int) -> None:
     ]
     async with asyncroute.connect(ctx.ns) as conn:
         for method, key, wanted in (
-            (conn.replace_rule, "asyncroute.replace_rule", n),
-            (conn.delete_rule, "asyncroute.delete_rule", 0),
+            (conn.replace_rules, "asyncroute.replace_rule", n),
+            (conn.delete_rules, "asyncroute.delete_rule", 0),
         ):
 
-            async def everything(
-                method: Callable[[Rule], Coroutine[Any, Any, None]] = method,
-            ) -> None:
+            async def everything(method: Any = method, key: str = key) -> None:
                 with anyio.fail_after(max(300.0, n / 10)):
-                    async with anyio.create_task_group() as tg:
-                        for rule in rules:
-                            tg.start_soon(method, rule)
+                    results = await method(rules)
+                _check_results(results, key)
 
             _, sample = await _timed(r, n, everything)
             found = _rule_count(ctx.ns)

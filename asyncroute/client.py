@@ -174,6 +174,34 @@ class Connection(NetlinkConnection):
         """
         await _rule.replace_rule(self, rule, AF_INET)
 
+    async def replace_rules(
+        self, rules: Iterable[Rule], *, family: int | None = None
+    ) -> list[bool | BaseException]:
+        """Ensure many rules exist: one listing per family, then one batch of adds.
+
+        The family of each rule is that of its selectors (IPv4 when it has none), or
+        ``family`` (AF_INET/AF_INET6) for all.  Returns one entry per rule, in order:
+        True, or the exception for that rule.
+
+        Example::
+
+            await conn.replace_rules(
+                Rule(priority=100 + i, mark=i, mask=0xFF, table=100) for i in range(1, 200)
+            )
+        """
+        return await _rule.replace_rules(self, rules, family)
+
+    async def delete_rules(
+        self, rules: Iterable[Rule], *, family: int | None = None
+    ) -> list[bool | BaseException]:
+        """Delete many rules through one batch; NotFoundError in place of absent ones.
+
+        Example::
+
+            await conn.delete_rules(rules)
+        """
+        return await _rule.delete_rules(self, rules, family)
+
     async def replace_rule_ipv6(self, rule: Rule) -> None:
         """:meth:`replace_rule` for IPv6 rules; IPv4 selectors are a ValueError."""
         await _rule.replace_rule(self, rule, AF_INET6)

@@ -64,9 +64,9 @@ MAX_DATAGRAM = 32 * 1024
 #: Receive buffer size; larger than any datagram the kernel sends (dumps ≤ 32 KiB).
 RECV_BUFFER = 1024 * 1024
 #: Datagrams drained per wake-up before yielding to other tasks.
-MAX_DRAIN = 512
+MAX_DRAIN = 128
 #: Requests a bulk producer adds before it lets the event loop run.
-YIELD_EVERY = 256
+YIELD_EVERY = 128
 
 _REQUEST_ACK = int(NLM_F.REQUEST | NLM_F.ACK)
 _REQUEST_DUMP = int(NLM_F.REQUEST | NLM_F.DUMP)

@@ -7,15 +7,16 @@ adds one (NLM_F_CREATE|NLM_F_EXCL) only if none matches (cilium-route-spec §7).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._values import U32_MAX, IPNetwork, check_uint, parse_network
 from .connection import NetlinkConnection
-from .constants import AF_INET, FR_ACT, NLM_F, RT_TABLE, RTM
-from .errors import ExistsError
+from .constants import AF_INET, AF_INET6, FR_ACT, NLM_F, RT_TABLE, RTM
+from .errors import AsyncrouteError, ExistsError
 from .messages import Message, RuleMessage
 
-__all__ = ["Rule", "delete_rule", "replace_rule"]
+__all__ = ["Rule", "delete_rule", "delete_rules", "replace_rule", "replace_rules"]
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -142,3 +143,73 @@ async def delete_rule(conn: NetlinkConnection, rule: Rule, family: int = AF_INET
     """Delete ``rule``; see :meth:`asyncroute.Connection.delete_rule`."""
     rule._check_family(family)
     await conn.request(Message(RTM.DELRULE, 0, rule._message(family, FR_ACT.UNSPEC)))
+
+
+def _family_of(rule: Rule, family: int | None) -> int:
+    if family is not None:
+        return family
+    for net in (rule.src, rule.dst):
+        if net is not None:
+            return AF_INET if net.version == 4 else AF_INET6
+    return AF_INET
+
+
+async def _listing(conn: NetlinkConnection, family: int) -> list[RuleMessage]:
+    query = Message(RTM.GETRULE, 0, RuleMessage(family=family))
+    return [reply.body async for reply in conn.dump(query) if isinstance(reply.body, RuleMessage)]
+
+
+async def replace_rules(
+    conn: NetlinkConnection, rules: Iterable[Rule], family: int | None = None
+) -> list[bool | BaseException]:
+    """Ensure many rules exist; see :meth:`asyncroute.Connection.replace_rules`.
+
+    One listing per family instead of one per rule, then the missing rules are added
+    through one batch.  EEXIST (an identical rule added meanwhile, or twice in ``rules``)
+    counts as success.
+    """
+    wanted = [(rule, _family_of(rule, family)) for rule in rules]
+    for rule, rule_family in wanted:
+        rule._check_family(rule_family)
+    existing = {f: await _listing(conn, f) for f in {f for _, f in wanted}}
+    batch = conn.batch()
+    try:
+        for rule, rule_family in wanted:
+            if any(rule._matches(found) for found in existing[rule_family]):
+                batch.add(_PRESENT)
+                continue
+            if batch.full:
+                await batch.pause()
+            batch.add(Message(RTM.NEWRULE, _CREATE_EXCL, rule._message(rule_family, FR_ACT.TO_TBL)))
+        errors = await batch.finish()
+    finally:
+        batch.abandon()
+    return [
+        True if error is None or error is _PRESENT or isinstance(error, ExistsError) else error
+        for error in errors
+    ]
+
+
+async def delete_rules(
+    conn: NetlinkConnection, rules: Iterable[Rule], family: int | None = None
+) -> list[bool | BaseException]:
+    """Delete many rules through one batch; NotFoundError in place of absent ones."""
+    batch = conn.batch()
+    try:
+        for rule in rules:
+            rule_family = _family_of(rule, family)
+            rule._check_family(rule_family)
+            if batch.full:
+                await batch.pause()
+            batch.add(Message(RTM.DELRULE, 0, rule._message(rule_family, FR_ACT.UNSPEC)))
+        errors = await batch.finish()
+    finally:
+        batch.abandon()
+    return [True if error is None else error for error in errors]
+
+
+class _Present(AsyncrouteError):
+    """Marks, in a batch's results, a rule that already existed (nothing was sent)."""
+
+
+_PRESENT = _Present("the rule exists already")
