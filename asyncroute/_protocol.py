@@ -9,9 +9,11 @@ Invariants:
   :class:`Finished` event, after all :class:`Reply` events carrying its frames.
 - A request is finished by: an NLMSG_ERROR frame (ack or error reply); NLMSG_DONE for a
   dump; a reply without NLM_F_MULTI when the request did not ask for an ack.
-- At most ``max_in_flight`` requests are sent and unfinished at once; the rest wait in
-  order.  This bounds the acks the kernel queues on the socket (netlink(7): when the
-  receive buffer is full the kernel drops messages and reports ENOBUFS).
+- At most ``max_in_flight`` requests are sent and unfinished at once, and their replies'
+  estimated receive-buffer cost stays within ``max_reply_bytes`` (an ack ~1 KiB, a
+  GET's data reply up to ~8 KiB); the rest wait in order.  This bounds what the kernel
+  queues on the socket (netlink(7): when the receive buffer is full the kernel drops
+  messages and reports ENOBUFS).  One request is always allowed in flight.
 - At most one dump runs per socket: the kernel answers a second with EBUSY
   (``__netlink_dump_start``).  Later dumps wait; an abandoned dump is still drained to
   its NLMSG_DONE before the next one is sent.
@@ -38,7 +40,7 @@ from .errors import (
 )
 from .messages import DoneMessage, Message
 
-__all__ = ["Finished", "NetlinkProtocol", "ProtocolStats", "Reply"]
+__all__ = ["ACK_COST", "REPLY_COST", "Finished", "NetlinkProtocol", "ProtocolStats", "Reply"]
 
 _ERROR_CODE = struct.Struct("=i")
 _pack_header = HEADER.pack
@@ -88,9 +90,19 @@ class ProtocolStats:
     overruns: int = 0
 
 
+#: Receive-buffer bytes an ack takes (skb truesize; ~832 measured), with room for an
+#: error reply carrying an extended-ACK message.
+ACK_COST = 1024
+#: Receive-buffer bytes a GET's data reply plus its ack may take: an RTM_NEWLINK reply
+#: is ~1.5 KiB of data in a 4 KiB-class skb.
+REPLY_COST = 8192
+_GET = 2  # rtnetlink message types: NEW ≡ 0, DEL ≡ 1, GET ≡ 2 (mod 4)
+
+
 class _Entry:
     __slots__ = (
         "abandoned",
+        "cost",
         "data",
         "dump",
         "error",
@@ -101,7 +113,10 @@ class _Entry:
         "seq",
     )
 
-    def __init__(self, seq: int, msg_type: int, flags: int, data: bytes, dump: bool) -> None:
+    def __init__(
+        self, seq: int, msg_type: int, flags: int, data: bytes, dump: bool, cost: int
+    ) -> None:
+        self.cost = cost
         self.seq = seq
         self.msg_type = msg_type
         self.flags = flags
@@ -118,16 +133,27 @@ class NetlinkProtocol:
 
     Args:
         max_in_flight: most requests sent and not yet finished.
+        max_reply_bytes: most receive-buffer bytes their replies may take (estimated per
+            request: :data:`ACK_COST`, or :data:`REPLY_COST` for a GET); None: no limit.
         max_datagram: most bytes :meth:`data_to_send` puts in one datagram (the kernel
             refuses a send larger than the socket's send buffer).
         port_id: our netlink port id; frames addressed to another port are dropped.
             0 disables the check (a fake kernel).
     """
 
-    def __init__(self, *, max_in_flight: int, max_datagram: int = 65536, port_id: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        max_in_flight: int,
+        max_reply_bytes: int | None = None,
+        max_datagram: int = 65536,
+        port_id: int = 0,
+    ) -> None:
         if max_in_flight < 1:
             raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
         self.max_in_flight = max_in_flight
+        self.max_reply_bytes = max_reply_bytes
+        self._cost = 0  # estimated receive-buffer bytes of the replies in flight
         self.max_datagram = max_datagram
         self.port_id = port_id
         self.stats = ProtocolStats()
@@ -155,7 +181,14 @@ class NetlinkProtocol:
         queue = self._queue
         while queue and queue[0].abandoned:  # cancelled before they were sent
             queue.popleft()
-        return bool(queue) and self._in_flight < self.max_in_flight
+        return bool(queue) and self._fits(queue[0])
+
+    def _fits(self, entry: _Entry) -> bool:
+        if self._in_flight == 0:
+            return True
+        if self._in_flight >= self.max_in_flight:
+            return False
+        return self.max_reply_bytes is None or self._cost + entry.cost <= self.max_reply_bytes
 
     # ------------------------------------------------------------------ requests
 
@@ -184,7 +217,8 @@ class NetlinkProtocol:
             )
         else:
             data = encode_message(message, seq, self.port_id, flags)
-        entry = _Entry(seq, message.type, message.flags | flags, data, dump)
+        cost = REPLY_COST if not dump and message.type & 3 == _GET else ACK_COST
+        entry = _Entry(seq, message.type, message.flags | flags, data, dump, cost)
         self._pending[seq] = entry
         if not dump:
             self._queue.append(entry)
@@ -201,10 +235,14 @@ class NetlinkProtocol:
         chunk: list[bytes] = []
         size = 0
         queue = self._queue
-        while queue and self._in_flight < self.max_in_flight:
-            entry = queue.popleft()
+        while queue:
+            entry = queue[0]
             if entry.abandoned:  # cancelled before it was sent
+                queue.popleft()
                 continue
+            if not self._fits(entry):
+                break
+            queue.popleft()
             data = entry.data
             if chunk and size + len(data) > self.max_datagram:
                 datagrams.append(b"".join(chunk))
@@ -214,6 +252,7 @@ class NetlinkProtocol:
             entry.data = b""
             entry.sent = True
             self._in_flight += 1
+            self._cost += entry.cost
         if chunk:
             datagrams.append(b"".join(chunk))
         return datagrams
@@ -338,6 +377,7 @@ class NetlinkProtocol:
     def _finish(self, entry: _Entry, error: AsyncrouteError | None, events: list[Event]) -> None:
         del self._pending[entry.seq]
         self._in_flight -= 1
+        self._cost -= entry.cost
         if entry is self._dump:
             self._dump = None
             self._start_next_dump()
@@ -385,4 +425,5 @@ class NetlinkProtocol:
         self._dumps.clear()
         self._dump = None
         self._in_flight = 0
+        self._cost = 0
         return events

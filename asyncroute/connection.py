@@ -38,17 +38,14 @@ import anyio
 import anyio.lowlevel
 
 from ._flight import SingleFlight
-from ._protocol import Finished, NetlinkProtocol, ProtocolStats, Reply
+from ._protocol import ACK_COST, Finished, NetlinkProtocol, ProtocolStats, Reply
 from ._socket import SocketInfo, open_netlink_socket
 from .constants import NLM_F
 from .errors import AsyncrouteError, ConnectionClosed, DumpInterrupted
 from .messages import Message
 
-__all__ = ["ACK_BUFFER_COST", "DEFAULT_TIMEOUT", "NetlinkConnection", "RequestBatch"]
+__all__ = ["DEFAULT_TIMEOUT", "NetlinkConnection", "RequestBatch"]
 
-#: Receive-buffer bytes one queued reply may take (skb truesize; ~832 measured for an
-#: ack, more for an error reply with an extended-ACK message).
-ACK_BUFFER_COST = 1024
 #: Receive-buffer bytes a running dump may hold besides half the buffer:
 #: ``netlink_recvmsg`` runs ``netlink_dump`` again after each read while the buffer is at
 #: most half full, and one dump skb (≤ 32 KiB of data) can take up to 64 KiB.
@@ -273,11 +270,12 @@ class NetlinkConnection:
         max_in_flight: int | None = None,
         timeout: float = DEFAULT_TIMEOUT,
     ) -> None:
+        explicit_window = max_in_flight
+        # A running dump may fill half the buffer and one skb more; the replies in
+        # flight must fit in what is left.
+        budget = max(ACK_COST, info.rcvbuf // 2 - DUMP_RESERVE)
         if max_in_flight is None:
-            # A running dump may fill half the buffer and one skb more; the window's
-            # replies must fit in what is left.
-            fit = (info.rcvbuf // 2 - DUMP_RESERVE) // ACK_BUFFER_COST
-            max_in_flight = max(1, min(DEFAULT_MAX_IN_FLIGHT, fit))
+            max_in_flight = max(1, min(DEFAULT_MAX_IN_FLIGHT, budget // ACK_COST))
         elif max_in_flight < 1:
             raise ValueError(f"max_in_flight must be ≥ 1, got {max_in_flight}")
         self._sock = sock
@@ -286,6 +284,8 @@ class NetlinkConnection:
         self.timeout = timeout
         self._core = NetlinkProtocol(
             max_in_flight=max_in_flight,
+            # An explicit window is the caller's to size (tests force overruns with it).
+            max_reply_bytes=budget if explicit_window is None else None,
             max_datagram=min(MAX_DATAGRAM, max(4096, info.sndbuf // 2)),
             port_id=info.port_id,
         )
@@ -349,7 +349,10 @@ class NetlinkConnection:
                 thread that enters the namespace; the event loop's thread never does.
             rcvbuf: receive buffer to ask for (bytes; the kernel doubles it).  Raised
                 past ``net.core.rmem_max`` with SO_RCVBUFFORCE when the process may.
-            max_in_flight: the window; by default derived from the granted buffer.
+            max_in_flight: the window.  By default it is derived from the granted
+                buffer, and replies in flight are also budgeted in bytes (a GET's reply
+                counts 8 KiB, an ack 1 KiB) so that they always fit; an explicit value is
+                used as given, without the byte budget.
             timeout: default seconds a request waits for its answer.
 
         Raises ValueError for bad arguments and FileNotFoundError for a missing
