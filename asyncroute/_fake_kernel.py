@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 
 import anyio
-import anyio.abc
 
 from ._codec import decode_datagram, encode_message
 from ._socket import SocketInfo
