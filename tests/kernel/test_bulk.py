@@ -12,10 +12,7 @@ inside its test namespace before it writes anything.
 
 from __future__ import annotations
 
-import contextlib
 import errno
-import os
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from ipaddress import IPv6Network
@@ -23,10 +20,10 @@ from typing import Any
 
 import pytest
 
-import asyncroute
-from asyncroute import Connection, KernelError, NotFoundError, RetryPolicy, Route
+from asyncroute import KernelError, NotFoundError, RetryPolicy, Route
 from asyncroute.testing import Namespace
 from tests import oracle
+from tests.kernel.guard import connect_in
 
 pytestmark = [pytest.mark.kernel, pytest.mark.anyio]
 
@@ -37,25 +34,6 @@ GATEWAYS = [f"192.0.2.{10 + n}" for n in range(10)]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _netlink_inodes(ns_name: str | None) -> set[int]:
-    """Inodes of the netlink sockets in a namespace (``None``: our own)."""
-    argv = ["cat", "/proc/net/netlink"]
-    if ns_name is not None:
-        argv = ["ip", "netns", "exec", ns_name, *argv]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return {int(line.split()[-1]) for line in out.splitlines()[1:] if line.strip()}
-
-
-@contextlib.asynccontextmanager
-async def _connect(ns: Namespace, *, rcvbuf: int | None = None) -> AsyncIterator[Connection]:
-    """``asyncroute.connect(ns.name)``, checked to be inside ``ns`` before first use."""
-    async with asyncroute.connect(ns.name, rcvbuf=rcvbuf) as conn:
-        inode = os.fstat(conn._sock.fileno()).st_ino
-        assert inode in _netlink_inodes(ns.name), f"socket {inode} is not in {ns.name}"
-        assert inode not in _netlink_inodes(None), f"socket {inode} is in our own namespace"
-        yield conn
 
 
 def v4_prefix(i: int) -> str:
@@ -94,7 +72,7 @@ def nexthop_entries(ns: Namespace, table: int | str, family: int = 4) -> list[di
 async def test_upsert_and_delete_20000_routes(netns: Namespace) -> None:
     count = 20_000
     expected = {v4_prefix(i) for i in range(count)}
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         assert_all_true(await conn.upsert_many(v4_routes(count)), count)
         assert oracle.route_dsts(netns.name, table=TABLE) == expected | {f"{NH}/32"}
         shown = oracle.routes(netns.name, table=TABLE)
@@ -126,7 +104,7 @@ async def test_upsert_and_delete_5000_ipv6_routes(netns: Namespace) -> None:
     def routes() -> Iterator[Route]:
         return (Route(p, nexthop=NH6, device="v0") for p in prefixes)
 
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         assert_all_true(await conn.upsert_many(routes()), count)
         after = oracle.route_dsts(netns.name, family=6)
         assert after == baseline | set(prefixes) | {f"{NH6}/128"}
@@ -153,7 +131,7 @@ async def test_2000_routes_via_10_gateways_share_10_nexthop_routes(netns: Namesp
             for i in range(count)
         )
 
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         assert_all_true(await conn.upsert_many(routes()), count)
         shown = oracle.routes(netns.name, table=TABLE)
         assert len(shown) == count + 10
@@ -177,7 +155,7 @@ async def test_async_generator_input(netns: Namespace) -> None:
     count = 3_000
     table = 200
     expected = {v4_prefix(i) for i in range(count)}
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         assert_all_true(await conn.upsert_many(v4_routes_async(count, table=table)), count)
         assert oracle.route_dsts(netns.name, table=table) == expected | {f"{NH}/32"}
         assert_all_true(await conn.delete_many(v4_routes_async(count, table=table)), count)
@@ -189,7 +167,7 @@ async def test_async_generator_input(netns: Namespace) -> None:
 
 async def test_small_receive_buffer_respects_the_window(netns: Namespace) -> None:
     count = 5_000
-    async with _connect(netns, rcvbuf=64 * 1024) as conn:
+    async with connect_in(netns, rcvbuf=64 * 1024) as conn:
         assert conn.rcvbuf <= 256 * 1024, conn.rcvbuf  # the buffer really is small
         assert_all_true(await conn.upsert_many(v4_routes(count)), count)
         assert len(oracle.routes(netns.name, table=TABLE)) == count + 1
@@ -219,7 +197,7 @@ async def test_rollback_removes_only_the_nexthop_routes_this_call_created(
             for i in range(count)
         )
 
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         policy = RetryPolicy(max_tries=3, sleep=no_sleep)
         for gateway in GATEWAYS[:2]:
             results = await conn.upsert_many(refused(gateway), retry=policy)

@@ -61,6 +61,7 @@ from asyncroute._protocol import Finished, NetlinkProtocol
 from asyncroute._socket import open_netlink_socket
 from asyncroute.testing import Namespace
 from tests import oracle
+from tests.kernel.guard import assert_in_namespace, connect_in
 
 pytestmark = pytest.mark.kernel
 
@@ -186,28 +187,6 @@ def _kernel_drops(conn: Connection) -> int:
     return int(struct.unpack(f"{SK_MEMINFO_VARS}I", raw)[SK_MEMINFO_DROPS])
 
 
-def _netlink_inodes(ns: Namespace | None) -> set[int]:
-    """Inodes of the netlink sockets of a namespace (``/proc/net/netlink``, read-only);
-    ``None`` for the test process's own namespace."""
-    argv = ["cat", "/proc/net/netlink"]
-    if ns is not None:
-        argv = ["ip", "netns", "exec", ns.name, *argv]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return {int(line.split()[-1]) for line in out.splitlines()[1:] if line.strip()}
-
-
-def _assert_in_namespace(conn: Connection, ns: Namespace) -> None:
-    """The kernel lists the connection's socket in ``ns``, not in our own namespace.
-
-    Checked before any write so that a connection opened in the wrong namespace can never
-    change the host's routes.  Private ``conn._sock``: the socket's inode is the only
-    handle the kernel's listing and the connection share.
-    """
-    inode = os.fstat(conn._sock.fileno()).st_ino
-    assert inode in _netlink_inodes(ns), f"socket {inode} is not in namespace {ns.name}"
-    assert inode not in _netlink_inodes(None), f"socket {inode} is in our own namespace"
-
-
 @contextlib.asynccontextmanager
 async def _connect(
     ns: Namespace,
@@ -217,10 +196,7 @@ async def _connect(
     timeout: float = REQUEST_TIMEOUT,
 ) -> AsyncIterator[Connection]:
     """``asyncroute.connect(ns.name, ...)``, checked to be inside ``ns`` before use."""
-    async with asyncroute.connect(
-        ns.name, rcvbuf=rcvbuf, max_in_flight=max_in_flight, timeout=timeout
-    ) as conn:
-        _assert_in_namespace(conn, ns)
+    async with connect_in(ns, rcvbuf=rcvbuf, max_in_flight=max_in_flight, timeout=timeout) as conn:
         yield conn
 
 
@@ -552,7 +528,7 @@ async def test_connection_lives_in_the_named_namespace(netns: Namespace) -> None
     oif = _ifindex(netns)
     with anyio.fail_after(BODY_LIMIT):
         async with asyncroute.connect(netns=netns.name, timeout=REQUEST_TIMEOUT) as conn:
-            _assert_in_namespace(conn, netns)
+            assert_in_namespace(conn, netns)
             assert _namespace_links() == before
             reply = await conn.request(
                 _route4(IPv4Address("198.51.100.0"), oif, dst_len=24, table=TABLE)
@@ -576,7 +552,7 @@ async def test_connect_by_namespace_path(netns: Namespace, as_path: type) -> Non
     oif = _ifindex(netns)
     with anyio.fail_after(BODY_LIMIT):
         async with asyncroute.connect(netns=as_path(netns.path)) as conn:
-            _assert_in_namespace(conn, netns)
+            assert_in_namespace(conn, netns)
             links = {
                 m.body.name
                 async for m in conn.dump(Message(RTM.GETLINK, body=LinkMessage()))

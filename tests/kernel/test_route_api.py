@@ -39,20 +39,19 @@ import contextlib
 import dataclasses
 import difflib
 import json
-import os
 import subprocess
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 import anyio
 import pytest
 
-import asyncroute
 from asyncroute import RTN_LOCAL, Connection, KernelError, NotFoundError, RetryPolicy, Route, Rule
 from asyncroute.mtu import Configuration
 from asyncroute.testing import Namespace, namespace
 from tests import oracle
+from tests.kernel.guard import connect_in
 
 pytestmark = pytest.mark.kernel
 
@@ -64,26 +63,6 @@ IPV6_DEFAULT_METRIC = 1024  # the kernel's metric for an IPv6 route added with n
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _netlink_inodes(ns_name: str | None) -> set[int]:
-    """Inodes of the netlink sockets in a namespace (``/proc/net/netlink``, read-only);
-    ``None`` for the test process's own namespace."""
-    argv = ["cat", "/proc/net/netlink"]
-    if ns_name is not None:
-        argv = ["ip", "netns", "exec", ns_name, *argv]
-    out = subprocess.run(argv, check=True, capture_output=True, text=True).stdout
-    return {int(line.split()[-1]) for line in out.splitlines()[1:] if line.strip()}
-
-
-@contextlib.asynccontextmanager
-async def _connect(ns: Namespace) -> AsyncIterator[Connection]:
-    """``asyncroute.connect(ns.name)``, checked to be inside ``ns`` before first use."""
-    async with asyncroute.connect(ns.name) as conn:
-        inode = os.fstat(conn._sock.fileno()).st_ino
-        assert inode in _netlink_inodes(ns.name), f"socket {inode} is not in {ns.name}"
-        assert inode not in _netlink_inodes(None), f"socket {inode} is in our own namespace"
-        yield conn
 
 
 def _ip_dst(prefix: IPv4Network | IPv6Network | str) -> str:
@@ -155,7 +134,7 @@ async def test_replace_nexthop_route(netns: Namespace, prefix: str, nexthop: str
     def nexthop_routes() -> list[dict[str, Any]]:
         return [r for r in _entries(netns, nh_dst, table=10, family=family) if "gateway" not in r]
 
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         assert await conn.upsert(route) is True
         expected_nh: dict[str, Any] = {"dst": nh_dst, "dev": "v0"}
         expected_nh |= {"scope": "link"} if family == 4 else {"metric": IPV6_DEFAULT_METRIC}
@@ -309,7 +288,7 @@ async def test_replace_route(netns: Namespace, case: RouteCase) -> None:
         # Only this prefix's route itself, not the nexthop route.
         return _entries(netns, dst, table=route.table_id, family=family)
 
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         with pytest.raises(NotFoundError):  # Cilium's pre-clean; nothing is there yet
             await conn.delete(route)
         assert await conn.upsert(route) is True
@@ -335,7 +314,7 @@ async def test_upsert_replaces_attributes_in_place(netns: Namespace) -> None:
     second = Route(
         "198.18.0.0/16", nexthop="192.0.2.3", local="192.0.2.2", mtu=1300, device="v0", table=100
     )
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         await conn.upsert(first)
         await conn.upsert(second)
         assert _entries(netns, "198.18.0.0/16", table=100, family=4) == [
@@ -360,7 +339,7 @@ async def test_upsert_with_mtu_configuration(netns: Namespace) -> None:
     route MTU, routes whose prefix holds ``local`` get the device MTU."""
     netns.ip("link", "set", "v0", "mtu", "1400")
     netns.ip("route", "add", "default", "via", "192.0.2.1", "dev", "v0")
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         cfg = await Configuration.create(encap=True, conn=conn)  # detects v0's 1400
         assert (cfg.get_device_mtu(), cfg.get_route_mtu()) == (1400, 1350)
         away = Route("198.18.0.0/16", nexthop="192.0.2.1", device="v0", mtu=9000)
@@ -376,7 +355,7 @@ async def test_upsert_with_mtu_configuration(netns: Namespace) -> None:
 @pytest.mark.anyio
 async def test_missing_device_is_named(netns: Namespace) -> None:
     route = Route("198.18.0.0/16", nexthop="192.0.2.1", device="nosuchdev0")
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         for call in (conn.upsert, conn.delete, conn.lookup):
             with pytest.raises(NotFoundError, match="nosuchdev0"):
                 await call(route)
@@ -395,7 +374,7 @@ async def test_rollback_deletes_only_a_nexthop_route_it_created(netns: Namespace
 
     policy = RetryPolicy(interval=0.5, sleep=record)
     route = Route("2001:db8:5::/64", nexthop="2001:db8::2", device="v0", table=100)
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         with pytest.raises(KernelError) as info:
             await conn.upsert(route, retry=policy)
         assert info.value.errno == 22
@@ -460,7 +439,7 @@ async def test_replace_rule(
     def priority_one() -> list[dict[str, Any]]:
         return [r for r in oracle.rules(netns.name, family) if r["priority"] == 1]
 
-    async with _connect(netns) as conn:
+    async with connect_in(netns) as conn:
         replace, delete = _rule_ops(conn, family)
         with contextlib.suppress(NotFoundError):  # Cilium's pre-clean
             await delete(rule)
@@ -483,7 +462,7 @@ async def test_concurrent_replace_rule_adds_one(netns: Namespace) -> None:
     ran before the first add also add; the kernel answers those with EEXIST, which
     replace_rule counts as success.  Exactly one rule results."""
     rule = Rule(priority=7, mark=0x100, mask=0xF00, table=77)
-    async with _connect(netns) as conn, anyio.create_task_group() as tg:
+    async with connect_in(netns) as conn, anyio.create_task_group() as tg:
         for _ in range(20):
             tg.start_soon(conn.replace_rule, rule)
     assert [r for r in oracle.rules(netns.name) if r["priority"] == 7] == [_expected_rule(rule)]
@@ -518,7 +497,7 @@ async def test_concurrent_upserts_shared_nexthops(netns: Namespace) -> None:
     async def one(route: Route) -> None:
         results.append(await conn.upsert(route))
 
-    async with _connect(netns) as conn, anyio.create_task_group() as tg:
+    async with connect_in(netns) as conn, anyio.create_task_group() as tg:
         for route in routes:
             tg.start_soon(one, route)
     assert results == [True] * count
@@ -615,7 +594,7 @@ async def test_oracle_comparison(netns: Namespace) -> None:
     assert len({(r.prefix, r.table_id) for r in ORACLE_SHAPES}) == len(ORACLE_SHAPES)
     with namespace() as by_ip:
         failures = _run_ip_commands(by_ip.name, ORACLE_SHAPES)
-        async with _connect(netns) as conn:
+        async with connect_in(netns) as conn:
             for route in ORACLE_SHAPES:
                 assert await conn.upsert(route) is True
         expected, actual = _table_all(by_ip.name), _table_all(netns.name)
