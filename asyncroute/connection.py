@@ -47,7 +47,7 @@ from .constants import NLM_F
 from .errors import AsyncrouteError, ConnectionClosed, DumpInterrupted
 from .messages import Message
 
-__all__ = ["DEFAULT_TIMEOUT", "NetlinkConnection", "RequestBatch"]
+__all__ = ["DEFAULT_TIMEOUT", "DUMP_RETRIES", "NetlinkConnection", "RequestBatch"]
 
 #: Receive-buffer bytes a running dump may hold besides half the buffer:
 #: ``netlink_recvmsg`` runs ``netlink_dump`` again after each read while the buffer is at
@@ -55,6 +55,8 @@ __all__ = ["DEFAULT_TIMEOUT", "NetlinkConnection", "RequestBatch"]
 DUMP_RESERVE = 64 * 1024
 #: Default seconds a request may wait for its reply.
 DEFAULT_TIMEOUT = 30.0
+#: How often the route API repeats a dump the kernel flagged as interrupted.
+DUMP_RETRIES = 3
 #: Default receive buffer asked for (the kernel doubles it).
 DEFAULT_RCVBUF = 4 * 1024 * 1024
 #: Most requests in flight by default, whatever the buffer would allow.
@@ -517,7 +519,7 @@ class NetlinkConnection:
         return value
 
     async def dump(
-        self, message: Message, *, timeout: float | None = None
+        self, message: Message, *, timeout: float | None = None, retry_interrupted: int = 0
     ) -> AsyncGenerator[Message, None]:
         """Send a dump request (NLM_F_DUMP is added) and yield its replies as they arrive.
 
@@ -526,8 +528,34 @@ class NetlinkConnection:
         ``contextlib.aclosing`` to abandon the rest; the core drains it.
 
         Raises DumpInterrupted at the end (with every message received) if the kernel
-        flagged the dump as inconsistent (NLM_F_DUMP_INTR).
+        flagged the dump as inconsistent (NLM_F_DUMP_INTR).  With ``retry_interrupted``
+        > 0 the replies are held back until a dump completes consistently: an
+        interrupted one is repeated (after 1 ms, 2 ms, … — a program's own changes are a
+        common cause, and they settle quickly) up to that many times, and only a
+        consistent result is yielded; DumpInterrupted carries the last attempt's replies.
         """
+        if retry_interrupted <= 0:
+            # aclosing: leaving early must abandon the dump now, not when GC runs.
+            async with contextlib.aclosing(self._dump_once(message, timeout)) as stream:
+                async for reply in stream:
+                    yield reply
+            return
+        for attempt in range(retry_interrupted + 1):
+            try:
+                async with contextlib.aclosing(self._dump_once(message, timeout)) as stream:
+                    replies = [reply async for reply in stream]
+            except DumpInterrupted:
+                if attempt == retry_interrupted:
+                    raise
+                await anyio.sleep(0.001 * (attempt + 1))
+            else:
+                for reply in replies:
+                    yield reply
+                return
+
+    async def _dump_once(
+        self, message: Message, timeout: float | None
+    ) -> AsyncGenerator[Message, None]:
         waiter, seq = self._submit(message, dump=True, flags=_REQUEST_DUMP)
         limit = self.timeout if timeout is None else timeout
         received: list[Message] = []

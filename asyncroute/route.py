@@ -30,7 +30,7 @@ from ._values import (
     parse_address,
     parse_network,
 )
-from .connection import NetlinkConnection
+from .connection import DUMP_RETRIES, NetlinkConnection
 from .constants import AF_INET, AF_INET6, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
 from .errors import ExistsError, KernelError, NotFoundError
 from .messages import Message, RouteMessage
@@ -421,7 +421,8 @@ async def lookup(conn: NetlinkConnection, route: Route) -> Route:
         oif=oif,
         table_id=table if table >= 256 else None,
     )
-    async with contextlib.aclosing(conn.dump(Message(RTM.GETROUTE, 0, query))) as replies:
+    dump = conn.dump(Message(RTM.GETROUTE, 0, query), retry_interrupted=DUMP_RETRIES)
+    async with contextlib.aclosing(dump) as replies:
         async for reply in replies:
             body = reply.body
             if isinstance(body, RouteMessage) and route._matches(body, oif):

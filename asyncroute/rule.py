@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ._values import U32_MAX, IPNetwork, check_uint, parse_network
-from .connection import NetlinkConnection
+from .connection import DUMP_RETRIES, NetlinkConnection
 from .constants import AF_INET, AF_INET6, FR_ACT, NLM_F, RT_TABLE, RTM
 from .errors import AsyncrouteError, ExistsError
 from .messages import Message, RuleMessage
@@ -122,7 +122,7 @@ _CREATE_EXCL = int(NLM_F.CREATE | NLM_F.EXCL)
 
 async def _find(conn: NetlinkConnection, rule: Rule, family: int) -> bool:
     query = Message(RTM.GETRULE, 0, RuleMessage(family=family))
-    async with contextlib.aclosing(conn.dump(query)) as replies:
+    async with contextlib.aclosing(conn.dump(query, retry_interrupted=DUMP_RETRIES)) as replies:
         async for reply in replies:
             if isinstance(reply.body, RuleMessage) and rule._matches(reply.body):
                 return True
@@ -156,7 +156,8 @@ def _family_of(rule: Rule, family: int | None) -> int:
 
 async def _listing(conn: NetlinkConnection, family: int) -> list[RuleMessage]:
     query = Message(RTM.GETRULE, 0, RuleMessage(family=family))
-    return [reply.body async for reply in conn.dump(query) if isinstance(reply.body, RuleMessage)]
+    replies = conn.dump(query, retry_interrupted=DUMP_RETRIES)
+    return [reply.body async for reply in replies if isinstance(reply.body, RuleMessage)]
 
 
 async def replace_rules(
