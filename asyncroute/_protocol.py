@@ -88,6 +88,8 @@ class ProtocolStats:
     malformed: int = 0
     #: receive-buffer overruns (ENOBUFS)
     overruns: int = 0
+    #: abandoned requests forgotten because no reply came for too long
+    reaped: int = 0
 
 
 #: Receive-buffer bytes an ack takes (skb truesize; ~832 measured), with room for an
@@ -102,6 +104,7 @@ _GET = 2  # rtnetlink message types: NEW ≡ 0, DEL ≡ 1, GET ≡ 2 (mod 4)
 class _Entry:
     __slots__ = (
         "abandoned",
+        "abandoned_at",
         "cost",
         "data",
         "dump",
@@ -124,6 +127,7 @@ class _Entry:
         self.dump = dump
         self.sent = False
         self.abandoned = False
+        self.abandoned_at = 0.0
         self.interrupted = False
         self.error: AsyncrouteError | None = None
 
@@ -257,16 +261,18 @@ class NetlinkProtocol:
             datagrams.append(b"".join(chunk))
         return datagrams
 
-    def abandon(self, seq: int) -> None:
-        """The caller no longer waits for ``seq`` (cancelled or timed out).
+    def abandon(self, seq: int, now: float = 0.0) -> None:
+        """The caller no longer waits for ``seq`` (cancelled or timed out) at time ``now``.
 
         A request not yet sent is dropped.  A sent one keeps its seq until its reply
-        arrives, so a late reply is never taken for a newer request's.
+        arrives, so a late reply is never taken for a newer request's (see
+        :meth:`reap_abandoned` for replies that never come).
         """
         entry = self._pending.get(seq)
         if entry is None or entry.abandoned:
             return
         entry.abandoned = True
+        entry.abandoned_at = now
         if entry.sent:
             return
         del self._pending[seq]
@@ -276,6 +282,28 @@ class NetlinkProtocol:
                 self._start_next_dump()
             else:
                 self._dumps.remove(entry)
+
+    def reap_abandoned(self, before: float) -> int:
+        """Forget sent requests abandoned before time ``before`` whose reply never came.
+
+        The kernel answers every request it received, so this only matters when a
+        reply was lost some other way (a fake or broken peer): without it, such an
+        entry would hold a window slot for ever.  Dumps are never reaped — the kernel
+        keeps a dump running until its DONE has been read, and a new one would get
+        EBUSY.  Returns how many were forgotten; a reply arriving later is dropped as
+        unknown.
+        """
+        stale = [
+            entry
+            for entry in self._pending.values()
+            if entry.abandoned and entry.sent and not entry.dump and entry.abandoned_at < before
+        ]
+        for entry in stale:
+            del self._pending[entry.seq]
+            self._in_flight -= 1
+            self._cost -= entry.cost
+        self.stats.reaped += len(stale)
+        return len(stale)
 
     # ------------------------------------------------------------------ replies
 

@@ -32,6 +32,7 @@ import os
 import queue
 import socket
 import threading
+import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Hashable, Iterable
 from types import TracebackType
@@ -309,6 +310,7 @@ class NetlinkConnection:
         self._shared: SingleFlight[Hashable, Message | None] = SingleFlight()
         self._sender: queue.SimpleQueue[bytes | None] | None = None
         self._sender_thread: threading.Thread | None = None
+        self._last_reap = time.monotonic()
 
     # ------------------------------------------------------------------ properties
 
@@ -661,8 +663,14 @@ class NetlinkConnection:
     def _abandon(self, seq: int) -> None:
         self._waiters.pop(seq, None)
         if not self._closed:
-            self._core.abandon(seq)
-            # A dump dropped before it was sent may let the next one go.
+            now = time.monotonic()
+            self._core.abandon(seq, now)
+            if now - self._last_reap >= self.timeout:
+                # Requests abandoned a whole timeout ago still unanswered will not be
+                # answered: give their window slots back.
+                self._last_reap = now
+                self._core.reap_abandoned(now - self.timeout)
+            # A dump dropped before it was sent (or a reaped slot) may let others go.
             self._schedule_flush()
 
     def _dispatch(self, events: list[Reply | Finished]) -> None:
