@@ -347,18 +347,20 @@ def _clean(ns: str) -> None:
     rules = _bench_rules(ns)
     if rules:
         _run_ip_batch(ns, 0, 0, (f"rule del pref {r['priority']} table {TABLE}" for r in rules))
-    left = [
-        f"{what}: {n}"
-        for what, n in (
-            ("IPv4 table 100", _count(ns, 4)[1]),
-            ("IPv6 table 100", _count(ns, 6)[1]),
-            ("rules to table 100", len(_bench_rules(ns))),
-            ("main 198.18.0.0/15", _count_lookup_range(ns)),
-        )
-        if n
-    ]
+    left = _leftovers(ns)
     if left:
         raise PhaseError("could not empty the tables: " + ", ".join(left))
+
+
+def _leftovers(ns: str) -> list[str]:
+    """What the benchmark's tables, rules and main-table range still hold."""
+    counts = (
+        ("IPv4 table 100", _count(ns, 4)[1]),
+        ("IPv6 table 100", _count(ns, 6)[1]),
+        ("rules to table 100", len(_bench_rules(ns))),
+        ("routes in 198.18.0.0/15 in main", _count_lookup_range(ns)),
+    )
+    return [f"{what}: {n}" for what, n in counts if n]
 
 
 def _count_lookup_range(ns: str) -> int:
@@ -382,16 +384,7 @@ def _check_netns(ns: str) -> None:
             f"asyncroute bench: --netns {ns} needs {DEVICE} up with 192.0.2.2/24 and "
             f"2001:db8::2/64 (missing: {', '.join(sorted(missing)) or 'UP flag'})"
         )
-    busy = [
-        what
-        for what, n in (
-            ("IPv4 table 100", _count(ns, 4)[1]),
-            ("IPv6 table 100", _count(ns, 6)[1]),
-            ("rules to table 100", len(_bench_rules(ns))),
-            ("routes in 198.18.0.0/15 in main", _count_lookup_range(ns)),
-        )
-        if n
-    ]
+    busy = _leftovers(ns)
     if busy:
         raise SystemExit(
             f"asyncroute bench: --netns {ns} is not empty ({', '.join(busy)}); the benchmark "

@@ -18,13 +18,9 @@ and then request it::
         netns.ip("route", "add", "198.18.0.0/24", "via", "192.0.2.1", "dev", "v0")
         assert netns.ip_json("route", "show", "198.18.0.0/24")
 
-Every namespace looks the same (see :func:`create_namespace`): ``lo`` up and a veth pair
-``v0``/``v1``, both ends inside the namespace and up.  Only ``v0`` has addresses:
-``192.0.2.2/24`` and ``2001:db8::2/64`` (``nodad``).  ``192.0.2.1`` and ``2001:db8::1``
-are therefore on-link gateways that no interface holds.  They must not be local:
-IPv6 rejects a local gateway (``ip6_validate_gw()``: "Gateway can not be a local
-address"), so giving ``v1`` those addresses would make IPv6 routes via them fail.
-Routes are only programmed, never used: no packet needs to reach a gateway.
+Every namespace has the same layout, described in :mod:`asyncroute.netns`: veth
+``v0``/``v1`` up, ``192.0.2.2/24`` and ``2001:db8::2/64`` on ``v0`` only, so that
+``192.0.2.1`` and ``2001:db8::1`` are on-link gateways no interface holds.
 
 When namespaces cannot be made (not root, no ``ip``, ``ip netns add`` refused) the
 fixture skips the test, except under CI (environment variable ``CI=true``), where kernel
