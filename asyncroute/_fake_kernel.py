@@ -18,7 +18,7 @@ import anyio
 from ._codec import decode_datagram, encode_message
 from ._socket import SocketInfo
 from .client import Connection
-from .constants import NLM_F, NLMSG
+from .constants import NLM_F, NLMSG, NLMSG_MIN_TYPE
 from .messages import Body, DoneMessage, ErrorMessage, Message
 
 __all__ = ["FakeKernel", "Handler", "ack", "dump_replies", "error_reply"]
@@ -60,18 +60,39 @@ def dump_replies(
     return replies
 
 
+_FINAL = (NLMSG.ERROR, NLMSG.DONE)
+
+
+def _is_unwanted_ack(request: Message, reply: Message) -> bool:
+    """True for the ack of a request that did not ask for one: ``netlink_rcv_skb``
+    acks success only with NLM_F_ACK, so handlers may always return ``[ack(request)]``."""
+    return (
+        not request.flags & NLM_F.ACK
+        and reply.type == NLMSG.ERROR
+        and isinstance(reply.body, ErrorMessage)
+        and reply.body.error == 0
+    )
+
+
 class FakeKernel:
     """Answers a :class:`Connection`'s requests through ``handler`` (default: ack all).
 
     Attributes:
-        requests: every request received, decoded, in order.
+        requests: every request received, decoded, in order (control messages apart).
         datagrams: how many datagrams the connection sent (to observe coalescing).
+        barriers: how many control messages (NLMSG_NOOP barriers) it sent.
     """
 
     def __init__(self, handler: Handler | None = None) -> None:
         self.handler: Handler = handler or (lambda request: [ack(request)])
         self.requests: list[Message] = []
         self.datagrams = 0
+        self.barriers = 0
+        self._arrivals = 0
+        #: requests the handler did not answer yet: seq → (arrival, request)
+        self._held: dict[int, tuple[int, Message]] = {}
+        #: acked control messages waiting for the held requests before them
+        self._barriers: deque[tuple[int, Message]] = deque()
         self._sock: socket.socket | None = None
         self._outbox: deque[bytes] = deque()
         self._backlog = anyio.Event()
@@ -105,9 +126,25 @@ class FakeKernel:
                 self._drain()
 
     def reply(self, messages: Iterable[Message]) -> None:
-        """Send ``messages`` to the connection, one datagram each."""
+        """Send ``messages`` to the connection, one datagram each.
+
+        A final reply (NLMSG_ERROR or NLMSG_DONE) to a held request answers it; the ack
+        of a held request that did not ask for one is dropped, as the kernel would.
+        """
         for message in messages:
+            held = self._held.pop(message.seq, None) if message.type in _FINAL else None
+            if held is not None and _is_unwanted_ack(held[1], message):
+                continue
             self.send(encode_message(message))
+        self._release_barriers()
+
+    def _release_barriers(self) -> None:
+        """Ack the barriers that no held request precedes: the kernel runs a socket's
+        messages in order, so a barrier is answered only after everything before it."""
+        oldest = min((arrival for arrival, _ in self._held.values()), default=None)
+        barriers = self._barriers
+        while barriers and (oldest is None or barriers[0][0] < oldest):
+            self.send(encode_message(ack(barriers.popleft()[1])))
 
     async def _serve(self, sock: socket.socket) -> None:
         buffer = bytearray(1 << 20)
@@ -120,10 +157,23 @@ class FakeKernel:
                     break
                 self.datagrams += 1
                 for request in decode_datagram(memoryview(buffer)[:size]):
+                    self._arrivals += 1
+                    if request.type < NLMSG_MIN_TYPE:
+                        # Control messages (a batch's NLMSG_NOOP barrier) are not
+                        # handed to rtnetlink; only acked (netlink_rcv_skb).
+                        self.barriers += 1
+                        if request.flags & NLM_F.ACK:
+                            self._barriers.append((self._arrivals, request))
+                            self._release_barriers()
+                        continue
                     self.requests.append(request)
                     replies = self.handler(request)
-                    if replies is not None:
-                        self.reply(replies)
+                    if replies is None:  # held: answered later through reply()
+                        self._held[request.seq] = (self._arrivals, request)
+                    else:
+                        self.reply(
+                            reply for reply in replies if not _is_unwanted_ack(request, reply)
+                        )
 
     @asynccontextmanager
     async def connect(

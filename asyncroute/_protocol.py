@@ -9,6 +9,16 @@ Invariants:
   :class:`Finished` event, after all :class:`Reply` events carrying its frames.
 - A request is finished by: an NLMSG_ERROR frame (ack or error reply); NLMSG_DONE for a
   dump; a reply without NLM_F_MULTI when the request did not ask for an ack.
+- A *group* (:meth:`NetlinkProtocol.send_group`) is many change requests sent without
+  NLM_F_ACK and followed by one NLMSG_NOOP that asks for an ack: the barrier.  The
+  kernel runs a socket's messages in the order sent and answers an unacked request only
+  when it fails (``netlink_rcv_skb``), so when the barrier's ack arrives every member
+  without an error reply succeeded.  One ack per group instead of one per request.
+- After an overrun (ENOBUFS) a barrier proves nothing: a member's error reply may have
+  been the dropped message.  Groups sent before the overrun was seen are *tainted*:
+  their members without an error reply finish with OutcomeUnknown.  (The kernel reports
+  ENOBUFS on the first read after a drop, before any queued datagram, so a barrier read
+  before that report is sound.)
 - At most ``max_in_flight`` requests are sent and unfinished at once, and their replies'
   estimated receive-buffer cost stays within ``max_reply_bytes`` (an ack ~1 KiB, a
   GET's data reply up to ~8 KiB); the rest wait in order.  This bounds what the kernel
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -38,11 +49,12 @@ from .errors import (
     OutcomeUnknown,
     kernel_error,
 )
-from .messages import DoneMessage, Message
+from .messages import Body, DoneMessage, Message
 
 __all__ = ["ACK_COST", "REPLY_COST", "Finished", "NetlinkProtocol", "ProtocolStats", "Reply"]
 
 _ERROR_CODE = struct.Struct("=i")
+_ECHOED_TYPE = struct.Struct("=H")  # nlmsg_type of the header an error reply echoes
 _pack_header = HEADER.pack
 # nlmsghdr + the error code of an NLMSG_ERROR; a capped ack is that plus the echoed header.
 _ACK_HEAD = struct.Struct("=IHHIIi")
@@ -52,7 +64,10 @@ _ERROR = int(NLMSG.ERROR)
 _DONE = int(NLMSG.DONE)
 _MULTI = int(NLM_F.MULTI)
 _ACK = int(NLM_F.ACK)
+_REQUEST = int(NLM_F.REQUEST)
 _DUMP_INTR = int(NLM_F.DUMP_INTR)
+_NOOP = int(NLMSG.NOOP)
+_BARRIER_FLAGS = int(NLM_F.REQUEST | NLM_F.ACK)
 
 
 class Reply(NamedTuple):
@@ -63,10 +78,15 @@ class Reply(NamedTuple):
 
 
 class Finished(NamedTuple):
-    """The request ``seq`` is complete; ``error`` is None on success."""
+    """The request ``seq`` is complete; ``error`` is None on success.
+
+    For a group (``seq`` is its barrier's), ``failures`` holds ``(position, error)`` for
+    each member the kernel refused, and ``error`` is the outcome of every other member.
+    """
 
     seq: int
     error: AsyncrouteError | None
+    failures: tuple[tuple[int, AsyncrouteError], ...] = ()
 
 
 Event = Reply | Finished
@@ -106,14 +126,18 @@ class _Entry:
         "abandoned",
         "abandoned_at",
         "cost",
+        "count",
         "data",
         "dump",
         "error",
+        "failures",
+        "first",
         "flags",
         "interrupted",
         "msg_type",
         "sent",
         "seq",
+        "tainted",
     )
 
     def __init__(
@@ -130,6 +154,12 @@ class _Entry:
         self.abandoned_at = 0.0
         self.interrupted = False
         self.error: AsyncrouteError | None = None
+        #: a group's members hold the seqs first .. seq-1; a plain request: first == seq
+        self.first = seq
+        #: requests this entry counts for in the window (a group: members + barrier)
+        self.count = 1
+        self.failures: list[tuple[int, AsyncrouteError]] = []
+        self.tainted = False
 
 
 class NetlinkProtocol:
@@ -190,7 +220,7 @@ class NetlinkProtocol:
     def _fits(self, entry: _Entry) -> bool:
         if self._in_flight == 0:
             return True
-        if self._in_flight >= self.max_in_flight:
+        if self._in_flight + entry.count > self.max_in_flight:
             return False
         return self.max_reply_bytes is None or self._cost + entry.cost <= self.max_reply_bytes
 
@@ -233,6 +263,49 @@ class NetlinkProtocol:
             self._dumps.append(entry)
         return seq
 
+    def send_group(self, requests: Sequence[tuple[int, int, Body]]) -> int:
+        """Queue ``(type, flags, body)`` change requests as one group; return the seq of its
+        barrier (which :class:`Finished` will carry).
+
+        NLM_F_REQUEST is added to each request and NLM_F_ACK removed: only a failure is
+        answered.  Member ``i`` has seq ``first + i``; failures are reported by position.
+        Data replies to members are discarded, so a group is for changes, not GETs.
+        """
+        count = len(requests)
+        if not count:
+            raise ValueError("a group needs at least one request")
+        first = self._allocate_block(count + 1)
+        barrier = first + count
+        port_id = self.port_id
+        frames = []
+        cost = ACK_COST
+        for (msg_type, flags, body), seq in zip(requests, range(first, barrier), strict=True):
+            flags = (flags | _REQUEST) & ~_ACK
+            if type(body) is bytes and not len(body) & 3:
+                frames.append(_pack_header(16 + len(body), msg_type, flags, seq, port_id) + body)
+            else:
+                frames.append(encode_message(Message(msg_type, flags, body), seq, port_id))
+            cost += REPLY_COST if msg_type & 3 == _GET else ACK_COST
+        frames.append(_pack_header(16, _NOOP, _BARRIER_FLAGS, barrier, port_id))
+        entry = _Entry(barrier, _NOOP, _BARRIER_FLAGS, b"".join(frames), False, cost)
+        entry.first = first
+        entry.count = count + 1
+        self._pending.update(dict.fromkeys(range(first, barrier + 1), entry))
+        self._queue.append(entry)
+        return barrier
+
+    def _allocate_block(self, size: int) -> int:
+        """``size`` consecutive free seqs, none of them 0 (a group's never wraps)."""
+        start = self._next_seq
+        pending = self._pending
+        while True:
+            if start == 0 or start + size - 1 > _SEQ_MASK:
+                start = 1
+            if pending.keys().isdisjoint(range(start, start + size)):
+                self._next_seq = (start + size) & _SEQ_MASK
+                return start
+            start += size
+
     def data_to_send(self) -> list[bytes]:
         """Datagrams to send now: queued requests that fit in the window, coalesced."""
         datagrams: list[bytes] = []
@@ -255,7 +328,7 @@ class NetlinkProtocol:
             size += len(data)
             entry.data = b""
             entry.sent = True
-            self._in_flight += 1
+            self._in_flight += entry.count
             self._cost += entry.cost
         if chunk:
             datagrams.append(b"".join(chunk))
@@ -275,7 +348,7 @@ class NetlinkProtocol:
         entry.abandoned_at = now
         if entry.sent:
             return
-        del self._pending[seq]
+        self._forget(entry)
         if entry.dump:
             if entry is self._dump:
                 self._dump = None
@@ -299,8 +372,8 @@ class NetlinkProtocol:
             if entry.abandoned and entry.sent and not entry.dump and entry.abandoned_at < before
         ]
         for entry in stale:
-            del self._pending[entry.seq]
-            self._in_flight -= 1
+            self._forget(entry)
+            self._in_flight -= entry.count
             self._cost -= entry.cost
         self.stats.reaped += len(stale)
         return len(stale)
@@ -326,7 +399,12 @@ class NetlinkProtocol:
             length, msg_type, _, seq, frame_port, code = _ACK_HEAD.unpack_from(data)
             if length == _ACK_SIZE and msg_type == _ERROR and code == 0:
                 entry = pending.get(seq)
-                if entry is None or not entry.sent or (port_id and frame_port != port_id):
+                if (
+                    entry is None
+                    or entry.seq != seq  # a group member: only its failure is answered
+                    or not entry.sent
+                    or (port_id and frame_port != port_id)
+                ):
                     stats.unknown_seq += 1
                 else:
                     self._finish(entry, None, events)
@@ -336,6 +414,9 @@ class NetlinkProtocol:
                 entry = pending.get(seq)
                 if entry is None or not entry.sent or (port_id and frame_port != port_id):
                     stats.unknown_seq += 1
+                    continue
+                if entry.seq != seq:
+                    self._member_frame(entry, seq, msg_type, flags, payload)
                     continue
                 if msg_type == _ERROR:
                     if len(payload) < 4:
@@ -383,8 +464,23 @@ class NetlinkProtocol:
             stats.malformed += 1
         return events
 
+    def _member_frame(
+        self, group: _Entry, seq: int, msg_type: int, flags: int, payload: memoryview
+    ) -> None:
+        """A frame for a group member: keep its error reply, drop anything else."""
+        if msg_type != _ERROR or len(payload) < 4:
+            self.stats.unknown_seq += 1  # members ask for no ack and no data
+            return
+        code = _ERROR_CODE.unpack_from(payload)[0]
+        if code == 0:
+            self.stats.unknown_seq += 1
+            return
+        error = self._error_reply(group, code, payload, flags, seq)
+        if error is not None and not group.abandoned:
+            group.failures.append((seq - group.first, error))
+
     def _error_reply(
-        self, entry: _Entry, code: int, payload: memoryview, flags: int
+        self, entry: _Entry, code: int, payload: memoryview, flags: int, seq: int = 0
     ) -> AsyncrouteError | None:
         if code == 0:
             return None
@@ -398,13 +494,24 @@ class NetlinkProtocol:
             message, offset = decoded.message, decoded.offset
         except DecodeError:
             self.stats.malformed += 1  # the errno is still good; lose only the details
+        msg_type = entry.msg_type
+        if seq and seq != entry.seq:  # a group member: the echoed header has its type
+            msg_type = _ECHOED_TYPE.unpack_from(payload, 8)[0] if len(payload) >= 10 else 0
         return kernel_error(
-            -code, seq=entry.seq, msg_type=entry.msg_type, message=message, offset=offset
+            -code, seq=seq or entry.seq, msg_type=msg_type, message=message, offset=offset
         )
 
+    def _forget(self, entry: _Entry) -> None:
+        pending = self._pending
+        if entry.count == 1:
+            del pending[entry.seq]
+        else:
+            for seq in range(entry.first, entry.seq + 1):
+                del pending[seq]
+
     def _finish(self, entry: _Entry, error: AsyncrouteError | None, events: list[Event]) -> None:
-        del self._pending[entry.seq]
-        self._in_flight -= 1
+        self._forget(entry)
+        self._in_flight -= entry.count
         self._cost -= entry.cost
         if entry is self._dump:
             self._dump = None
@@ -416,7 +523,15 @@ class NetlinkProtocol:
             error = entry.error
         if error is None and entry.interrupted:
             error = DumpInterrupted()
-        events.append(Finished(entry.seq, error))
+        if entry.count == 1:
+            events.append(Finished(entry.seq, error))
+            return
+        if error is None and entry.tainted:
+            error = OutcomeUnknown(
+                f"receive buffer overrun: replies to seqs {entry.first}..{entry.seq - 1} "
+                "may be lost"
+            )
+        events.append(Finished(entry.seq, error, tuple(entry.failures)))
 
     def _start_next_dump(self) -> None:
         if self._dumps:
@@ -424,6 +539,13 @@ class NetlinkProtocol:
             self._queue.append(self._dump)
 
     # ------------------------------------------------------------------ failures
+
+    def overrun_seen(self) -> None:
+        """ENOBUFS was just read: every group sent so far may have lost an error reply,
+        so its barrier no longer vouches for its members (see the module docstring)."""
+        for entry in self._pending.values():
+            if entry.sent and entry.count > 1:
+                entry.tainted = True
 
     def overrun(self) -> list[Event]:
         """The receive buffer overflowed (ENOBUFS) and the caller has since read every
@@ -435,7 +557,7 @@ class NetlinkProtocol:
         """
         self.stats.overruns += 1
         events: list[Event] = []
-        for entry in list(self._pending.values()):
+        for entry in {id(entry): entry for entry in self._pending.values()}.values():
             if entry.sent and not entry.dump:
                 error = OutcomeUnknown(
                     f"receive buffer overrun: the reply to seq {entry.seq} may be lost"
@@ -443,10 +565,13 @@ class NetlinkProtocol:
                 self._finish(entry, error, events)
         return events
 
-    def close(self, error: AsyncrouteError) -> list[Event]:
+    def close(self, error: AsyncrouteError) -> list[Finished]:
         """Finish everything with ``error`` (the connection is closing); reset all state."""
-        events: list[Event] = [
-            Finished(entry.seq, error) for entry in self._pending.values() if not entry.abandoned
+        entries = {id(entry): entry for entry in self._pending.values()}.values()
+        events = [
+            Finished(entry.seq, error, tuple(entry.failures))
+            for entry in entries
+            if not entry.abandoned
         ]
         self._pending.clear()
         self._queue.clear()

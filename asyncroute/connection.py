@@ -46,7 +46,7 @@ from ._protocol import ACK_COST, Finished, NetlinkProtocol, ProtocolStats, Reply
 from ._socket import SocketInfo, open_netlink_socket
 from .constants import NLM_F
 from .errors import AsyncrouteError, ConnectionClosed, DumpInterrupted
-from .messages import Message
+from .messages import Body, Message
 
 __all__ = ["DEFAULT_TIMEOUT", "DUMP_RETRIES", "NetlinkConnection", "RequestBatch"]
 
@@ -105,17 +105,32 @@ class _Waiter:
         if self.stream:
             self.wake()
 
-    def finished(self, seq: int, error: AsyncrouteError | None) -> None:
+    def finished(
+        self,
+        seq: int,
+        error: AsyncrouteError | None,
+        failures: tuple[tuple[int, AsyncrouteError], ...] = (),
+    ) -> None:
         self.error = error
         self.done = True
         self.wake()
 
 
-class RequestBatch(_Waiter):
-    """Many requests awaited together: :meth:`NetlinkConnection.batch`.
+def group_size(window: int) -> int:
+    """Requests per group for a window of ``window``: two groups with their barriers
+    fit in it, so that one can be sent while the answer to the other is read."""
+    return max(1, min(YIELD_EVERY, (window - 1) // 2))
 
-    No task or future per request: results go into a list by position, and the caller
-    is woken only when the window has room again (or everything is answered).
+
+class RequestBatch(_Waiter):
+    """Many change requests awaited together: :meth:`NetlinkConnection.batch`.
+
+    No task, future or ack per request.  Requests added between two turns of the event
+    loop go out as one *group* (:meth:`NetlinkProtocol.send_group`): sent without
+    NLM_F_ACK and followed by one acked NLMSG_NOOP, so the kernel answers only the ones
+    that fail, and the group's single ack settles all the others.  Results go into a
+    list by position, and the caller is woken only when the window has room again (or
+    everything is answered).
 
     Use::
 
@@ -135,14 +150,15 @@ class RequestBatch(_Waiter):
         "_conn",
         "_high_water",
         "_limit",
+        "_open",
         "_progress",
-        "indices",
+        "group_size",
+        "groups",
         "low_water",
         "outstanding",
         "results",
         "retain",
         "retained",
-        "sent",
     )
 
     def __init__(
@@ -156,17 +172,19 @@ class RequestBatch(_Waiter):
         super().__init__(stream=False)
         window = conn.max_in_flight
         self._conn = conn
-        self._added = 0
+        self._added = 0  # requests added since the producer last let the loop run
+        self.group_size = group_size(window)
         self._high_water = 2 * window
         self._limit = timeout
         self._progress = progress
         self.low_water = window
-        self.indices: dict[int, int] = {}
+        #: requests added since the last group was sealed: (type, flags, body)
+        self._open: list[tuple[int, int, Body]] = []
+        #: barrier seq → (position of the first member, the members)
+        self.groups: dict[int, tuple[int, list[tuple[int, int, Body]]]] = {}
         #: one entry per item added, in order: None (acked) or the error
         self.results: list[AsyncrouteError | None] = []
         self.outstanding = 0
-        #: with ``retain``: the message of each request in flight, by seq
-        self.sent: dict[int, Message] = {}
         #: with ``retain``: position → message of each request whose error was retained
         self.retained: dict[int, Message] = {}
         self.retain = retain
@@ -175,40 +193,64 @@ class RequestBatch(_Waiter):
     def full(self) -> bool:
         """True when the producer should call :meth:`pause` before adding more: twice
         the window is unanswered, or it has added YIELD_EVERY requests without letting
-        the event loop run (the loop must send them and read acks; other tasks must
-        not wait long — the benchmark bounds event-loop lag)."""
-        return self.outstanding >= self._high_water or self._added >= YIELD_EVERY
+        the event loop run (the loop must send them and read the answers; other tasks
+        must not wait long either — the benchmark bounds event-loop lag)."""
+        return self._added >= YIELD_EVERY or self.outstanding >= self._high_water
 
     async def pause(self) -> None:
-        """Wait for room in the window, or at least let the event loop run once."""
+        """Seal the open group, then wait for room in the window, or at least let the
+        event loop run once."""
         self._added = 0
+        self.seal()
         if self.outstanding >= self._high_water:
             await self.wait_for_room()
         else:
             await anyio.lowlevel.checkpoint()
 
     def add(self, item: Message | AsyncrouteError) -> None:
-        """Queue one request (NLM_F_REQUEST|NLM_F_ACK added); an exception is recorded
-        in its place instead, and nothing is sent for it."""
-        conn = self._conn
+        """Queue one change request; an exception is recorded in its place instead, and
+        nothing is sent for it."""
         if isinstance(item, AsyncrouteError):
+            self.seal()  # members of a group take consecutive positions
             self.results.append(item)
             return
+        self.add_request(item.type, item.flags, item.body)
+
+    def add_request(self, msg_type: int, flags: int, body: Body) -> None:
+        """:meth:`add` without building a :class:`Message` (the bulk hot path)."""
+        opened = self._open
+        if not opened:
+            conn = self._conn
+            if conn._closed:
+                raise conn._closed_error()
+            # The flush seals this group at the next turn of the event loop at the latest.
+            conn._open_batches.append(self)
+            if not conn._flush_scheduled:
+                conn._schedule_flush()
+        opened.append((msg_type, flags, body))
+        self._added += 1
+        if len(opened) >= self.group_size:
+            self.seal()
+
+    def seal(self) -> None:
+        """Hand the open group to the connection's core (it is sent at the next flush)."""
+        members = self._open
+        if not members:
+            return
+        self._open = []
+        conn = self._conn
         if conn._closed:
             raise conn._closed_error()
-        seq = conn._core.send_request(item, flags=_REQUEST_ACK)
+        seq = conn._core.send_group(members)
         conn._waiters[seq] = self
-        if self.retain is not None:
-            self.sent[seq] = item
-        self.indices[seq] = len(self.results)
-        self.results.append(None)
-        self.outstanding += 1
-        self._added += 1
-        if not conn._flush_scheduled:
-            conn._schedule_flush()
+        results = self.results
+        self.groups[seq] = (len(results), members)
+        results.extend([None] * len(members))
+        self.outstanding += len(members)
 
     async def wait_for_room(self) -> None:
         """Wait until the window has room (TimeoutError if nothing moves in time)."""
+        self.seal()
         self._conn._schedule_flush()
         while True:
             before = self.outstanding
@@ -225,6 +267,7 @@ class RequestBatch(_Waiter):
 
     async def finish(self) -> list[AsyncrouteError | None]:
         """Wait for every answer; the results, in the order the items were added."""
+        self.seal()
         self.low_water = 0
         while self.outstanding:
             await self.wait_for_room()
@@ -233,24 +276,33 @@ class RequestBatch(_Waiter):
         return self.results
 
     def abandon(self) -> None:
-        """Stop waiting for the requests still unanswered (their seqs stay reserved)."""
-        for seq in list(self.indices):
-            self.indices.pop(seq)
+        """Stop waiting for the requests still unanswered (their seqs stay reserved);
+        requests not yet handed to the core are dropped."""
+        self._open = []
+        for seq in list(self.groups):
+            self.groups.pop(seq)
             self._conn._abandon(seq)
         self.outstanding = 0
 
     def replied(self, message: Message) -> None:
-        pass  # bulk requests are changes: only their acks matter
+        pass  # bulk requests are changes: only their failures matter
 
-    def finished(self, seq: int, error: AsyncrouteError | None) -> None:
-        index = self.indices.pop(seq)
-        if self.retain is not None:
-            message = self.sent.pop(seq)
-            if error is not None and self.retain(error):
-                self.retained[index] = message
+    def finished(
+        self,
+        seq: int,
+        error: AsyncrouteError | None,
+        failures: tuple[tuple[int, AsyncrouteError], ...] = (),
+    ) -> None:
+        base, members = self.groups.pop(seq)
+        results = self.results
         if error is not None:
-            self.results[index] = error
-        self.outstanding -= 1
+            results[base : base + len(members)] = [error] * len(members)
+        retain = self.retain
+        for offset, failure in failures:
+            results[base + offset] = failure
+            if retain is not None and retain(failure):
+                self.retained[base + offset] = Message(*members[offset])
+        self.outstanding -= len(members)
         if self.outstanding <= self.low_water:
             self.wake()
 
@@ -307,6 +359,8 @@ class NetlinkConnection:
         self._writer_registered = False
         self._trio_scope: Any = None
         self._trio_wake: Any = None
+        #: batches whose open group the next flush seals
+        self._open_batches: list[RequestBatch] = []
         self._shared: SingleFlight[Hashable, Message | None] = SingleFlight()
         self._sender: queue.SimpleQueue[bytes | None] | None = None
         self._sender_thread: threading.Thread | None = None
@@ -456,7 +510,7 @@ class NetlinkConnection:
         for event in self._core.close(ConnectionClosed("connection closed")):
             waiter = self._waiters.pop(event.seq, None)
             if waiter is not None:
-                waiter.finished(event.seq, self._closed_error())
+                waiter.finished(event.seq, self._closed_error(), event.failures)
         self._waiters.clear()
         self._outbox.clear()
         if self._sender is not None:
@@ -683,7 +737,7 @@ class NetlinkConnection:
             else:
                 waiter = waiters.pop(event.seq, None)
                 if waiter is not None:
-                    waiter.finished(event.seq, event.error)
+                    waiter.finished(event.seq, event.error, event.failures)
 
     def _on_readable(self) -> None:
         """Drain the socket: many datagrams per wake-up, into one reused buffer.
@@ -712,6 +766,8 @@ class NetlinkConnection:
                 break
             except OSError as exc:
                 if exc.errno == errno.ENOBUFS:
+                    if not overrun:
+                        core.overrun_seen()  # barriers read from now on prove nothing
                     overrun = True
                     continue
                 if not self._closed:
@@ -738,6 +794,10 @@ class NetlinkConnection:
         self._flush_scheduled = False
         if self._closed:
             return
+        if self._open_batches:
+            batches, self._open_batches = self._open_batches, []
+            for batch in batches:
+                batch.seal()
         outbox = self._outbox
         outbox.extend(self._core.data_to_send())
         sender = self._sender

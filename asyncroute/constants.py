@@ -18,6 +18,7 @@ __all__ = [
     "AF_UNSPEC",
     "FR_ACT",
     "NLMSG",
+    "NLMSG_MIN_TYPE",
     "NLM_F",
     "RTM",
     "RTM_F",
@@ -59,6 +60,11 @@ class NLMSG(enum.IntEnum):
     ERROR = 2
     DONE = 3
     OVERRUN = 4
+
+
+#: Types below this are control messages: the kernel hands them to no family, and acks
+#: them when asked (``netlink_rcv_skb``).  A batch's barrier is an acked NLMSG_NOOP.
+NLMSG_MIN_TYPE = 0x10
 
 
 class NLM_F(enum.IntFlag):

@@ -41,6 +41,7 @@ from asyncroute import (
     Route,
 )
 from asyncroute._fake_kernel import FakeKernel, ack, error_reply
+from asyncroute.connection import group_size
 from asyncroute.constants import AF_INET, NLM_F, RTM
 from asyncroute.errors import AsyncrouteError
 from asyncroute.messages import LinkMessage, Message, RouteMessage
@@ -241,6 +242,13 @@ def assert_clean(conn: Connection) -> None:
     assert conn._core.pending == 0
 
 
+def members_in_flight(window: int) -> int:
+    """Route requests a batch has in flight at most with this window: whole groups of
+    ``group_size`` members, each followed by its NLMSG_NOOP barrier."""
+    size = group_size(window)
+    return max(1, window // (size + 1)) * size
+
+
 def errno_of(outcome: object) -> int | None:
     return outcome.errno if isinstance(outcome, KernelError) else None
 
@@ -265,12 +273,13 @@ async def test_request_many_results_in_input_order(kind: Kind) -> None:
         assert type(results[20]) is KernelError
         assert type(results[49]) is NotFoundError
         assert_clean(conn)
-    # Each item sent once, in input order, with REQUEST|ACK added to its own flags.
+    # Each item sent once, in input order, with REQUEST added to its own flags and no
+    # ACK: only failures are answered, and each group's NLMSG_NOOP barrier is acked.
     routes = kernel.of_type(RTM.NEWROUTE)
     assert [index_of(r) for r in routes] == list(range(50))
-    assert all(r.flags & ~int(NLM_F.REQUEST | NLM_F.ACK) == CREATE_REPLACE for r in routes)
-    request_ack = int(NLM_F.REQUEST | NLM_F.ACK)
-    assert all(r.flags & request_ack == request_ack for r in routes)
+    assert all(r.flags == int(NLM_F.REQUEST) | CREATE_REPLACE for r in routes)
+    # max_in_flight=4: groups of at most 3 members and a barrier.
+    assert kernel.fake.barriers >= 50 // 3
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -316,6 +325,7 @@ async def test_request_many_empty_and_all_exceptions(kind: Kind) -> None:
 async def test_request_many_consumes_its_input_lazily(kind: Kind) -> None:
     """Never more than twice the window is taken from the input ahead of the answers."""
     window = 4
+    in_flight = members_in_flight(window)
     total = 60
     kernel = BulkKernel()
     kernel.hold = lambda request: True
@@ -341,24 +351,25 @@ async def test_request_many_consumes_its_input_lazily(kind: Kind) -> None:
 
                 group.start_soon(run)
                 # Nothing answered: the window is sent, twice the window is taken.
-                await wait_until(lambda: len(kernel.held) == window)
+                await wait_until(lambda: len(kernel.held) == in_flight)
                 await settle()
-                assert len(kernel.held) == window
-                assert window < produced <= 2 * window + 1
+                assert len(kernel.held) == in_flight
+                assert in_flight < produced <= 2 * window + 1
                 # Answer a few at a time and look again each time.
                 while len(results) < total:
                     kernel.release(3)
                     await settle(5)
-                    assert len(kernel.held) <= window
+                    assert len(kernel.held) <= in_flight
                     assert produced <= kernel.answered + 2 * window + 1
         assert results == [None] * total
         assert_clean(conn)
     assert max(ahead) <= 2 * window
-    assert kernel.max_unanswered == window
+    assert kernel.max_unanswered == in_flight
 
 
 async def test_request_many_window_and_coalescing() -> None:
-    """1,000 items with a window of 8: never more than 8 unanswered, few datagrams."""
+    """1,000 items with a window of 8: never more than 8 unanswered (6 requests in two
+    groups, and their barriers), few datagrams."""
     total = 1000
     kernel = BulkKernel()
     kernel.hold = lambda request: True
@@ -371,10 +382,10 @@ async def test_request_many_window_and_coalescing() -> None:
         assert results == [None] * total
         assert_clean(conn)
     assert len(kernel.of_type(RTM.NEWROUTE)) == total
-    assert kernel.max_unanswered == 8
-    # Coalescing: the requests freed by a burst of acks go out together.  One datagram
-    # per request would be 1,000; the ideal is 125.
-    assert kernel.fake.datagrams <= total // 4, kernel.fake.datagrams
+    assert kernel.max_unanswered == members_in_flight(8) == 6
+    # Coalescing: each group goes out in one datagram with its barrier, or with the
+    # other group.  One datagram per request would be 1,000; groups of 3 make 334.
+    assert kernel.fake.datagrams <= total // 3 + 1, kernel.fake.datagrams
 
 
 @pytest.mark.parametrize("kind", KINDS)
@@ -402,11 +413,15 @@ async def test_request_many_timeout_abandons_and_late_acks_drain() -> None:
             with pytest.raises(TimeoutError):
                 await conn.request_many((item(i) for i in range(20)), timeout=0.1)
             assert conn._waiters == {}
-            assert conn._core.pending == 1  # the held request keeps its seq
-            assert len(kernel.of_type(RTM.NEWROUTE)) == 20
+            # Groups of one (window 4): item 5's group keeps its seqs (member and
+            # barrier), and so does item 6's, whose barrier waits behind item 5.
+            assert group_size(4) == 1
+            assert conn._core.pending == 2 * 2
+            # Those two groups fill the window: items 0..6 were sent, no more.
+            assert len(kernel.of_type(RTM.NEWROUTE)) == 7
             kernel.release()
             await wait_until(lambda: conn._core.pending == 0)
-            assert conn.stats.late == 1
+            assert conn.stats.late == 2
             assert conn.stats.unknown_seq == 0
             # The connection is still usable.
             kernel.hold = lambda request: False
@@ -423,15 +438,16 @@ async def test_request_many_timeout_while_the_window_is_stuck() -> None:
             with pytest.raises(TimeoutError):
                 await conn.request_many((item(i) for i in range(100)), timeout=0.1)
             assert conn._waiters == {}
-            assert len(kernel.held) == 2
+            # Window 2: one group of one request and its barrier.
+            assert len(kernel.held) == members_in_flight(2) == 1
             assert conn._core.pending == 2
             kernel.hold = lambda request: False
             kernel.release()
             await wait_until(lambda: conn._core.pending == 0)
             await settle()
-            assert conn.stats.late == 2
+            assert conn.stats.late == 1
             # The abandoned items that were still queued were never sent.
-            assert [index_of(r) for r in kernel.of_type(RTM.NEWROUTE)] == [0, 1]
+            assert [index_of(r) for r in kernel.of_type(RTM.NEWROUTE)] == [0]
             assert await conn.request_many([item(7)]) == [None]
             assert_clean(conn)
 
@@ -439,6 +455,7 @@ async def test_request_many_timeout_while_the_window_is_stuck() -> None:
 @pytest.mark.parametrize("kind", KINDS)
 async def test_request_many_cancelled_midway_leaves_no_waiters(kind: Kind) -> None:
     window = 4
+    in_flight = members_in_flight(window)
     kernel = BulkKernel()
     kernel.hold = lambda request: index_of(request) >= 10
     async with connected(kernel, max_in_flight=window) as conn:
@@ -447,21 +464,22 @@ async def test_request_many_cancelled_midway_leaves_no_waiters(kind: Kind) -> No
                 async with anyio.create_task_group() as group:
 
                     async def cancel_when_stuck() -> None:
-                        await wait_until(lambda: len(kernel.held) == window)
+                        await wait_until(lambda: len(kernel.held) == in_flight)
                         scope.cancel()
 
                     group.start_soon(cancel_when_stuck)
                     await conn.request_many(feed(kind, (item(i) for i in range(100))))
             assert scope.cancelled_caught
             assert conn._waiters == {}
-            assert conn._core.pending == window  # sent and unanswered: reserved
+            # Sent and unanswered: reserved (two groups of one, each with its barrier).
+            assert conn._core.pending == window
             kernel.hold = lambda request: False
             kernel.release()
             await wait_until(lambda: conn._core.pending == 0)
             await settle()
-            assert conn.stats.late == window
+            assert conn.stats.late == window // 2  # one per group
             # Nothing queued behind the window was sent after the cancellation.
-            assert len(kernel.of_type(RTM.NEWROUTE)) == 10 + window
+            assert len(kernel.of_type(RTM.NEWROUTE)) == 10 + in_flight
             assert await conn.request_many([item(200)]) == [None]
             assert_clean(conn)
 
@@ -472,8 +490,9 @@ async def test_request_many_timeout_only_when_nothing_moves() -> None:
     (the window, or zero in ``finish()``), so a kernel that answers steadily yet slower
     than ``window`` answers per ``timeout`` made the call fail.
 
-    Here an answer comes every 0.05 s and the timeout is 0.2 s: something moves four
-    times per timeout, so the call must not time out.
+    Here an answer comes every 0.02 s and the timeout is 0.2 s.  The batch sees progress
+    when a group's barrier is answered (groups of 3 with a window of 8: every 0.06 s),
+    so something moves three times per timeout, and the call must not time out.
     """
     kernel = BulkKernel()
     kernel.hold = lambda request: True
@@ -483,7 +502,7 @@ async def test_request_many_timeout_only_when_nothing_moves() -> None:
 
                 async def trickle() -> None:
                     while True:
-                        await anyio.sleep(0.05)
+                        await anyio.sleep(0.02)
                         kernel.release(1)
 
                 group.start_soon(trickle)
@@ -493,7 +512,7 @@ async def test_request_many_timeout_only_when_nothing_moves() -> None:
                     results = None
                 group.cancel_scope.cancel()
         assert results == [None] * 8, (
-            f"TimeoutError after {kernel.answered} of 8 answers, one every 0.05 s"
+            f"TimeoutError after {kernel.answered} of 8 answers, one every 0.02 s"
         )
 
 
@@ -677,6 +696,7 @@ async def test_upsert_many_retry_policy_max_tries_and_predicate() -> None:
 @pytest.mark.parametrize("kind", ["generator", "async generator"])
 async def test_upsert_many_consumes_its_input_lazily(kind: Kind) -> None:
     window = 4
+    in_flight = members_in_flight(window)
     total = 40
     kernel = BulkKernel()
     kernel.hold = lambda request: route_body(request).gateway is not None
@@ -699,14 +719,14 @@ async def test_upsert_many_consumes_its_input_lazily(kind: Kind) -> None:
                     results.extend(await conn.upsert_many(feed(kind, routes())))
 
                 group.start_soon(run)
-                await wait_until(lambda: len(kernel.held) == window)
+                await wait_until(lambda: len(kernel.held) == in_flight)
                 await settle()
-                assert len(kernel.held) == window
-                assert window < produced <= 2 * window + 1
+                assert len(kernel.held) == in_flight
+                assert in_flight < produced <= 2 * window + 1
                 while len(results) < total:
                     kernel.release(2)
                     await settle(5)
-                    assert len(kernel.held) <= window
+                    assert len(kernel.held) <= in_flight
         assert results == [True] * total
         assert_clean(conn)
     # ``answered`` also counts the nexthop route's ack, so this bound is loose by one.
@@ -725,7 +745,7 @@ async def test_upsert_many_cancelled_midway_leaves_no_waiters(kind: Kind) -> Non
                 async with anyio.create_task_group() as group:
 
                     async def cancel_when_stuck() -> None:
-                        await wait_until(lambda: len(kernel.held) == 4)
+                        await wait_until(lambda: len(kernel.held) == members_in_flight(4))
                         scope.cancel()
 
                     group.start_soon(cancel_when_stuck)

@@ -155,7 +155,7 @@ async def test_replace_nexthop_route(netns: Namespace, prefix: str, nexthop: str
             # IPv4 deletes only a route of the exact scope (fib_table_delete): the
             # universe-scope spec misses the scope-link nexthop route.
             with pytest.raises(NotFoundError):
-                await conn.delete(dataclasses.replace(nh_route, scope=0))
+                await conn.delete(nh_route.replace(scope=0))
             assert nexthop_routes() == [expected_nh]
         await conn.delete(nh_route)
         assert nexthop_routes() == []
@@ -184,15 +184,14 @@ def _route_cases() -> list[RouteCase]:
     cases: list[RouteCase] = []
 
     def add(case_id: str, route: Route, shown: dict[str, Any], **found_overrides: Any) -> None:
-        found = dataclasses.replace(
-            route,
+        found = route.replace(
             proto=route.proto or RTPROT_BOOT,
             table=route.table_id,
             type=route.type or RTN_UNICAST,
             **found_overrides,
         )
         if route.prefix.version == 6 and not route.priority:
-            found = dataclasses.replace(found, priority=IPV6_DEFAULT_METRIC)
+            found = found.replace(priority=IPV6_DEFAULT_METRIC)
         cases.append(RouteCase(case_id, route, {"dst": _ip_dst(route.prefix), **shown}, found))
 
     v6_tail = {"metric": IPV6_DEFAULT_METRIC, "pref": "medium"}

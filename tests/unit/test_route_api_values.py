@@ -407,11 +407,42 @@ def test_rule_boundary_values_are_accepted() -> None:
 
 def test_route_is_frozen() -> None:
     route = Route("10.0.0.0/8", device="eth0")
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         route.mtu = 1400  # type: ignore[misc]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(AttributeError):
         route.prefix = ip_network("10.1.0.0/16")  # type: ignore[misc]
+    with pytest.raises(AttributeError):
+        route.color = "red"  # type: ignore[attr-defined]
     assert route.mtu == 0
+    assert route.prefix == ip_network("10.0.0.0/8")
+
+
+def test_route_replace() -> None:
+    route = Route("10.0.0.0/8", nexthop="10.0.0.1", device="eth0", table=7)
+    changed = route.replace(table=8, mtu=1400)
+    assert changed == Route("10.0.0.0/8", nexthop="10.0.0.1", device="eth0", table=8, mtu=1400)
+    assert route.table == 7
+    assert route.replace() == route
+    with pytest.raises(TypeError, match="colour"):
+        route.replace(colour="red")
+    with pytest.raises(ValueError, match="mtu"):
+        route.replace(mtu=70000)
+
+
+def test_route_repr_round_trips() -> None:
+    from ipaddress import IPv4Address, IPv4Network  # noqa: F401  (eval's namespace)
+
+    route = Route("10.0.0.0/8", nexthop="10.0.0.1", device="eth0", table=7, priority=3)
+    assert repr(route).startswith("Route(prefix=IPv4Network('10.0.0.0/8'), nexthop=IPv4")
+    assert eval(repr(route)) == route
+
+
+def test_route_prefix_is_built_once_and_canonical() -> None:
+    route = Route("2001:db8:0:0:0::/64", device="eth0")
+    assert route.prefix is route.prefix
+    assert str(route.prefix) == "2001:db8::/64"
+    assert route == Route(ip_network("2001:db8::/64"), device="eth0")
+    assert hash(route) == hash(Route(ip_network("2001:db8::/64"), device="eth0"))
 
 
 def test_rule_is_frozen() -> None:
