@@ -8,7 +8,8 @@ route once per call, and feed the requests through a
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable
+import builtins
+from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING
 
 from ._links import device_index
@@ -17,7 +18,6 @@ from ._values import IPAddress
 from .connection import NetlinkConnection, RequestBatch
 from .constants import RTM
 from .errors import AsyncrouteError, KernelError
-from .messages import Message
 from .route import (
     _DEFAULT_RETRY,
     _REPLACE,
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 __all__ = ["Outcome", "delete_many", "upsert_many"]
 
 Outcome = bool | BaseException
+_typeof = builtins.type
 NexthopKey = tuple[IPAddress, int, int]  # (nexthop, oif, table)
 
 
@@ -45,70 +46,108 @@ def _outcomes(errors: list[AsyncrouteError | None], return_exceptions: bool) -> 
     return [True if error is None else error for error in errors]
 
 
-class _BulkContext:
-    """What a bulk call looks up once and reuses: devices and nexthop routes.
+class _Template:
+    """The bytes a bulk call's routes share: everything but the prefix.
 
-    :meth:`message` is synchronous for every route whose device and nexthop are known
-    already (all but the first few); :meth:`resolve` does the lookups it is missing.
+    A route body is rtmsg + RTA_DST + the other attributes (``pack_route_body``'s
+    order); only the prefix length (rtmsg's second byte) and RTA_DST's value differ
+    between routes with the same device, gateway, table, metric and so on.  So a body is
+    ``head(prefix length) + dst + tail``, about 0.1 µs instead of ~1 µs to pack it.
     """
 
-    __slots__ = ("conn", "devices", "keys", "last_key", "mtu_config", "nexthops", "owners")
+    __slots__ = ("error", "heads", "nexthop", "rest", "tail")
 
-    def __init__(self, conn: NetlinkConnection, mtu_config: Configuration | None) -> None:
+    def __init__(self, body: bytes, dst_size: int, nexthop: NexthopKey | None) -> None:
+        self.rest = body[2:16]  # rtmsg after family and dst_len, then RTA_DST's header
+        self.tail = body[16 + dst_size :]
+        self.heads: dict[int, bytes] = {}
+        self.heads[body[1]] = body[:16]
+        self.nexthop = nexthop
+        self.error: KernelError | None = None
+
+    def body(self, route: Route) -> bytes:
+        head = self.heads.get(route._plen)
+        if head is None:
+            head = self.heads[route._plen] = bytes((route._family, route._plen)) + self.rest
+        return head + route._dst + self.tail
+
+
+def _failed(error: KernelError) -> _Template:
+    template = _Template(bytes(16), 0, None)
+    template.error = error
+    return template
+
+
+class _BulkContext:
+    """What a bulk call looks up once and reuses: devices, nexthop routes, templates.
+
+    :meth:`body` is synchronous for every route whose template is known already (all
+    but the first few); :meth:`resolve` does the lookups it is missing.
+    """
+
+    __slots__ = (
+        "conn",
+        "count",
+        "delete",
+        "devices",
+        "last",
+        "mtu_config",
+        "nexthops",
+        "owners",
+        "runs",
+        "templates",
+    )
+
+    def __init__(
+        self, conn: NetlinkConnection, mtu_config: Configuration | None, *, delete: bool
+    ) -> None:
         self.conn = conn
         self.mtu_config = mtu_config
+        self.delete = delete
         self.devices: dict[str, int | KernelError] = {}
         # nexthop route → True if this call created it, False if it existed, or the error
         self.nexthops: dict[NexthopKey, bool | KernelError] = {}
         self.owners: dict[NexthopKey, Route] = {}
-        #: per route, the nexthop route it uses (to know which ones rollback may remove)
-        self.keys: list[NexthopKey | None] = []
-        #: the key of the previous route via a nexthop in a numbered table
-        self.last_key: NexthopKey | None = None
+        self.templates: dict[tuple[object, ...], _Template] = {}
+        self.count = 0  # routes seen so far
+        #: (first position, template) each time the template changes: which nexthop
+        #: route each position uses, for rollback
+        self.runs: list[tuple[int, _Template]] = []
+        self.last: _Template | None = None
 
-    def message(self, route: Route) -> Message | KernelError | None:
-        """The route's RTM_NEWROUTE, the error that stops it, or None: resolve first."""
-        if not isinstance(route, Route):
-            raise TypeError(f"upsert_many takes Route objects, got {route!r}")
-        oif = self.devices.get(route.device)
-        if oif is None:
-            return None
-        if isinstance(oif, KernelError):
-            self.keys.append(None)
-            return oif
-        key = None
-        nexthop = route.nexthop
-        if nexthop is not None:
-            key = self.last_key
-            # Routes in a row usually share one nexthop object (parse_address caches
-            # it), so compare identities before hashing a new key.
-            if key is None or key[0] is not nexthop or key[1] != oif or key[2] != route.table:
-                key = (nexthop, oif, route.table or MAIN_TABLE)
-                state = self.nexthops.get(key)
-                if state is None:
-                    return None
-                if isinstance(state, KernelError):
-                    self.keys.append(None)
-                    return state
-                self.last_key = key if route.table else None
-        self.keys.append(key)
+    def _key(self, route: Route) -> tuple[object, ...]:
+        if self.delete:
+            return (route._family, route._device, route._table, route._scope, route._type)
         config = self.mtu_config
-        mtu = route.mtu if config is None else _route_mtu(route, config)
-        return Message(RTM.NEWROUTE, _REPLACE, route._body(oif, mtu))
+        return (
+            route._family,
+            route._device,
+            route._gw,
+            route._src,
+            route._mtu if config is None else _route_mtu(route, config),
+            route._proto,
+            route._scope,
+            route._table,
+            route._type,
+            route._priority,
+        )
 
-    def delete_message(self, route: Route) -> Message | KernelError | None:
-        """The route's RTM_DELROUTE, the error that stops it, or None: resolve first."""
-        if not isinstance(route, Route):
-            raise TypeError(f"delete_many takes Route objects, got {route!r}")
-        oif = self.devices.get(route.device)
-        if oif is None:
+    def body(self, route: Route) -> bytes | KernelError | None:
+        """The route's request body, the error that stops it, or None: resolve first."""
+        if _typeof(route) is not Route and not isinstance(route, Route):
+            raise TypeError(f"bulk route operations take Route objects, got {route!r}")
+        template = self.templates.get(self._key(route))
+        if template is None:
             return None
-        if isinstance(oif, KernelError):
-            return oif
-        return Message(RTM.DELROUTE, 0, route._delete_body(oif))
+        if template is not self.last:
+            self.last = template
+            self.runs.append((self.count, template))
+        self.count += 1
+        return template.body(route) if template.error is None else template.error
 
-    async def resolve(self, route: Route, *, nexthop: bool) -> None:
-        """Look up the route's device and (if ``nexthop``) install its nexthop route."""
+    async def resolve(self, route: Route) -> None:
+        """Look up the route's device, install its nexthop route (upsert), and make the
+        template of routes like it."""
         name = route._require_device()
         oif = self.devices.get(name)
         if oif is None:
@@ -117,51 +156,75 @@ class _BulkContext:
             except KernelError as exc:
                 oif = exc
             self.devices[name] = oif
-        if not nexthop or route.nexthop is None or isinstance(oif, KernelError):
+        key = self._key(route)
+        if isinstance(oif, KernelError):
+            self.templates[key] = _failed(oif)
             return
-        key = (route.nexthop, oif, route.table or MAIN_TABLE)
-        if key not in self.nexthops:
-            try:
-                self.nexthops[key] = await _install_nexthop(self.conn, route, oif)
-            except KernelError as exc:
-                self.nexthops[key] = exc
-            self.owners[key] = route
+        if self.delete:
+            self.templates[key] = _Template(route._delete_body(oif), len(route._dst), None)
+            return
+        nexthop = None
+        if route.nexthop is not None:
+            nexthop = (route.nexthop, oif, route.table or MAIN_TABLE)
+            if nexthop not in self.nexthops:
+                try:
+                    self.nexthops[nexthop] = await _install_nexthop(self.conn, route, oif)
+                except KernelError as exc:
+                    self.nexthops[nexthop] = exc
+                self.owners[nexthop] = route
+            state = self.nexthops[nexthop]
+            if isinstance(state, KernelError):
+                self.templates[key] = _failed(state)
+                return
+        mtu = _route_mtu(route, self.mtu_config)
+        self.templates[key] = _Template(route._body(oif, mtu), len(route._dst), nexthop)
+
+    def used_nexthops(self, errors: list[AsyncrouteError | None]) -> set[NexthopKey]:
+        """The nexthop routes at least one successful route goes through."""
+        used: set[NexthopKey] = set()
+        bounds = [start for start, _ in self.runs[1:]] + [len(errors)]
+        for (start, template), end in zip(self.runs, bounds, strict=True):
+            key = template.nexthop
+            if key is not None and key not in used and None in errors[start:end]:
+                used.add(key)
+        return used
 
 
 async def _stream(
     batch: RequestBatch,
     routes: Iterable[Route] | AsyncIterable[Route],
-    prepare: Callable[[Route], Message | KernelError | None],
-    resolve: Callable[[Route], Awaitable[None]],
+    context: _BulkContext,
+    msg_type: int,
+    flags: int,
 ) -> list[AsyncrouteError | None]:
     """Feed ``routes`` through ``batch``; the loop stays synchronous per route unless a
     lookup is missing or the window is full."""
+    prepare = context.body
+    add = batch.add_request
 
-    async def one(route: Route) -> None:
-        item = prepare(route)
+    async def one(route: Route, item: bytes | KernelError | None) -> None:
         if item is None:
-            await resolve(route)
+            await context.resolve(route)
             item = prepare(route)
-            assert item is not None
         if batch.full:
             await batch.pause()
-        batch.add(item)
+        if isinstance(item, bytes):
+            add(msg_type, flags, item)
+        else:
+            assert item is not None
+            batch.add(item)
 
     try:
         if isinstance(routes, AsyncIterable):
             async for route in routes:
-                await one(route)
+                await one(route, prepare(route))
         else:
             for route in routes:
                 item = prepare(route)
-                if item is None or batch.full:
-                    if item is None:
-                        await resolve(route)
-                        item = prepare(route)
-                        assert item is not None
-                    if batch.full:
-                        await batch.pause()
-                batch.add(item)
+                if _typeof(item) is bytes and not batch.full:  # the hot path
+                    add(msg_type, flags, item)
+                else:
+                    await one(route, item)
         return await batch.finish()
     finally:
         batch.abandon()
@@ -177,13 +240,9 @@ async def upsert_many(
     progress: Callable[[int], object] | None = None,
 ) -> list[Outcome]:
     """Upsert many routes; see :meth:`asyncroute.Connection.upsert_many`."""
-    context = _BulkContext(conn, mtu_config)
+    context = _BulkContext(conn, mtu_config, delete=False)
     batch = conn.batch(progress=progress, retain=retry.retryable)
-
-    async def resolve(route: Route) -> None:
-        await context.resolve(route, nexthop=True)
-
-    errors = await _stream(batch, routes, context.message, resolve)
+    errors = await _stream(batch, routes, context, RTM.NEWROUTE, _REPLACE)
     retained = batch.retained
     # Transient failures (the nexthop race) are tried again as a group, up to the
     # policy's attempts, with its sleep in between.
@@ -205,7 +264,7 @@ async def upsert_many(
             errors[position] = error
         retained = {positions[i]: message for i, message in again.retained.items()}
     # Roll back the nexthop routes this call created and no successful route uses.
-    used = {key for key, error in zip(context.keys, errors, strict=True) if key and not error}
+    used = context.used_nexthops(errors)
     for key, state in context.nexthops.items():
         if state is True and key not in used:
             await _remove_nexthop(conn, context.owners[key], key[1])
@@ -220,10 +279,7 @@ async def delete_many(
     progress: Callable[[int], object] | None = None,
 ) -> list[Outcome]:
     """Delete many routes; see :meth:`asyncroute.Connection.delete_many`."""
-    context = _BulkContext(conn, None)
-
-    async def resolve(route: Route) -> None:
-        await context.resolve(route, nexthop=False)
-
-    errors = await _stream(conn.batch(progress=progress), routes, context.delete_message, resolve)
+    context = _BulkContext(conn, None, delete=True)
+    batch = conn.batch(progress=progress)
+    errors = await _stream(batch, routes, context, RTM.DELROUTE, 0)
     return _outcomes(errors, return_exceptions)

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from asyncroute._codec import RTAX_MTU, encode_message, pack_route_body
 from asyncroute._values import parse_network
+from asyncroute.bulk import _Template
 from asyncroute.messages import Message, RouteMessage
+from asyncroute.route import Route
 
 u8 = st.integers(0, 255)
 u32 = st.integers(0, 2**32 - 1)
@@ -112,3 +114,74 @@ def test_pack_route_body_equals_encode_message(
     assert encode_message(Message(24, flags, body), seq) == encode_message(
         Message(24, flags, message), seq
     )
+
+
+# --------------------------------------------------------------------------- Route and bulk
+
+
+@settings(max_examples=1000, deadline=None)
+@given(networks())
+def test_route_prefix_equals_ip_network(case: tuple[str, int]) -> None:
+    """Route keeps the prefix packed and builds the network lazily: same object."""
+    text, _ = case
+    route, slow = Route(text, device="eth0"), ip_network(text)
+    assert type(route.prefix) is type(slow)
+    assert route.prefix == slow
+    assert str(route.prefix) == str(slow)
+    assert route == Route(slow, device="eth0")
+    assert hash(route) == hash(Route(slow, device="eth0"))
+
+
+@pytest.mark.parametrize("text", ODD_PREFIXES)
+def test_odd_prefixes_in_a_route_match_ip_network(text: str) -> None:
+    try:
+        expected = ip_network(text)
+    except ValueError:
+        with pytest.raises(ValueError, match="prefix"):
+            Route(text, device="eth0")
+    else:
+        assert Route(text, device="eth0").prefix == expected
+
+
+@st.composite
+def similar_routes(draw: st.DrawFn) -> tuple[Route, Route]:
+    """Two routes that differ only in their prefix (same template in a bulk call)."""
+    version = draw(st.sampled_from((4, 6)))
+    (first, _), (second, _) = draw(networks_of(version)), draw(networks_of(version))
+    address = st.integers(1, 2**32 - 1).map(IPv4Address)
+    if version == 6:
+        address = st.integers(1, 2**128 - 1).map(IPv6Address)
+    fields = {
+        "nexthop": draw(st.none() | address),
+        "local": draw(st.none() | address),
+        "device": "eth0",
+        "mtu": draw(st.integers(0, 65535)),
+        "proto": draw(u8),
+        "scope": draw(u8),
+        "table": draw(u32),
+        "type": draw(u8),
+        "priority": draw(u32),
+    }
+    return Route(first, **fields), Route(second, **fields)  # type: ignore[arg-type]
+
+
+@st.composite
+def networks_of(draw: st.DrawFn, version: int) -> tuple[str, int]:
+    bits = 32 if version == 4 else 128
+    plen = draw(st.integers(0, bits))
+    value = draw(st.integers(0, 2**bits - 1)) >> (bits - plen) << (bits - plen)
+    address = IPv4Address(value) if version == 4 else IPv6Address(value)
+    return f"{address}/{plen}", plen
+
+
+@settings(max_examples=1000, deadline=None)
+@given(similar_routes(), u32, st.integers(0, 65535))
+def test_bulk_templates_equal_route_bodies(pair: tuple[Route, Route], oif: int, mtu: int) -> None:
+    """A bulk call packs the first route of a kind and reuses all but its prefix."""
+    first, second = pair
+    template = _Template(first._body(oif, mtu), len(first._dst), None)
+    assert template.body(first) == first._body(oif, mtu)
+    assert template.body(second) == second._body(oif, mtu)
+    deletion = _Template(first._delete_body(oif), len(first._dst), None)
+    assert deletion.body(first) == first._delete_body(oif)
+    assert deletion.body(second) == second._delete_body(oif)
