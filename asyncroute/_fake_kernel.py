@@ -184,7 +184,13 @@ class FakeKernel:
         ours.setblocking(False)
         theirs.setblocking(False)
         self._sock = theirs
-        info = SocketInfo(port_id=FAKE_PORT_ID, rcvbuf=1 << 20, sndbuf=1 << 20, strict_check=True)
+        # The real buffer sizes: the connection sizes its datagrams from sndbuf.
+        info = SocketInfo(
+            port_id=FAKE_PORT_ID,
+            rcvbuf=ours.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF),
+            sndbuf=ours.getsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF),
+            strict_check=True,
+        )
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._serve, theirs)

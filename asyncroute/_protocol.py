@@ -368,7 +368,7 @@ class NetlinkProtocol:
         """
         stale = [
             entry
-            for entry in self._pending.values()
+            for entry in self._entries()
             if entry.abandoned and entry.sent and not entry.dump and entry.abandoned_at < before
         ]
         for entry in stale:
@@ -501,6 +501,10 @@ class NetlinkProtocol:
             -code, seq=seq or entry.seq, msg_type=msg_type, message=message, offset=offset
         )
 
+    def _entries(self) -> list[_Entry]:
+        """Each pending entry once (a group holds one seq per member)."""
+        return list({id(entry): entry for entry in self._pending.values()}.values())
+
     def _forget(self, entry: _Entry) -> None:
         pending = self._pending
         if entry.count == 1:
@@ -543,7 +547,7 @@ class NetlinkProtocol:
     def overrun_seen(self) -> None:
         """ENOBUFS was just read: every group sent so far may have lost an error reply,
         so its barrier no longer vouches for its members (see the module docstring)."""
-        for entry in self._pending.values():
+        for entry in self._entries():
             if entry.sent and entry.count > 1:
                 entry.tainted = True
 
@@ -557,7 +561,7 @@ class NetlinkProtocol:
         """
         self.stats.overruns += 1
         events: list[Event] = []
-        for entry in {id(entry): entry for entry in self._pending.values()}.values():
+        for entry in self._entries():
             if entry.sent and not entry.dump:
                 error = OutcomeUnknown(
                     f"receive buffer overrun: the reply to seq {entry.seq} may be lost"
@@ -567,10 +571,9 @@ class NetlinkProtocol:
 
     def close(self, error: AsyncrouteError) -> list[Finished]:
         """Finish everything with ``error`` (the connection is closing); reset all state."""
-        entries = {id(entry): entry for entry in self._pending.values()}.values()
         events = [
             Finished(entry.seq, error, tuple(entry.failures))
-            for entry in entries
+            for entry in self._entries()
             if not entry.abandoned
         ]
         self._pending.clear()
