@@ -24,7 +24,7 @@ from hypothesis import given, settings
 from asyncroute._codec import encode_message
 from asyncroute._fake_kernel import ack, error_reply
 from asyncroute._frame import HEADER, iter_frames
-from asyncroute._protocol import ACK_COST, REPLY_COST, Finished, NetlinkProtocol, Reply
+from asyncroute._protocol import ACK_COST, REPLY_COST, Finished, NetlinkProtocol
 from asyncroute.constants import NLM_F, NLMSG, RTM
 from asyncroute.errors import (
     ERRNO_CLASSES,
@@ -100,11 +100,15 @@ def only_finished(events: list[Event]) -> Finished:
     return event
 
 
-def check_error(error: object, cls: type[KernelError], code: int, seq: int, msg_type: int) -> None:
+def check_error(
+    error: object, cls: type[KernelError], code: int, seq: int, msg_type: int
+) -> KernelError:
+    """``error`` is a ``cls`` for ``code`` naming the request ``seq`` of type ``msg_type``."""
     assert isinstance(error, cls), error
     assert error.errno == code
     assert error.seq == seq
     assert error.msg_type == msg_type
+    return error
 
 
 def expected_frame(msg_type: int, flags: int, body: Body, seq: int) -> bytes:
@@ -275,11 +279,11 @@ def test_member_failures_by_position(same_datagram: bool) -> None:
     assert finished.seq == barrier
     assert finished.error is None
     assert [position for position, _ in finished.failures] == [0, 4, n - 1]
-    (_, e0), (_, e4), (_, e9) = finished.failures
-    check_error(e0, ExistsError, errno.EEXIST, first, RTM.NEWROUTE)
+    (_, f0), (_, f4), (_, f9) = finished.failures
+    e0 = check_error(f0, ExistsError, errno.EEXIST, first, RTM.NEWROUTE)
     assert (e0.message, e0.offset) == ("route exists", 20)
-    check_error(e4, NotFoundError, errno.ESRCH, first + 4, RTM.DELROUTE)
-    check_error(e9, KernelError, errno.ENETUNREACH, first + n - 1, RTM.NEWROUTE)
+    check_error(f4, NotFoundError, errno.ESRCH, first + 4, RTM.DELROUTE)
+    e9 = check_error(f9, KernelError, errno.ENETUNREACH, first + n - 1, RTM.NEWROUTE)
     assert type(e9) is KernelError
     assert e9.message == "Nexthop has invalid gateway"
     assert (d.core.pending, d.core.in_flight) == (0, 0)
