@@ -71,11 +71,11 @@ RECV_BUFFER = 1024 * 1024
 #: Datagrams drained per wake-up before yielding to other tasks.
 MAX_DRAIN = 128
 #: Requests a bulk producer adds before it lets the event loop run.  Each turn of the
-#: loop that wakes the sender thread costs GIL hand-offs (tens of µs on a VM), so
-#: fewer, larger turns go faster: 128 → ~155k routes/s, 1,024 → ~180k/s, 2,048 →
-#: ~200k/s (docs/performance.md).  At ~3 µs a route, 2,048 keep the loop's lag
-#: near 6 ms.
-YIELD_EVERY = 2048
+#: loop that wakes the sender thread costs GIL hand-offs (~150 µs measured on this
+#: 2-vCPU VM), so fewer, larger turns go faster: 128 → ~155k routes/s, 1,024 →
+#: ~185k/s, 2,048 → ~200k/s.  But a ticker task waits up to about two turns, so the
+#: loop's lag grows with it: ~13-19 ms at 1,024, ~25 ms at 2,048 (docs/performance.md).
+YIELD_EVERY = 1024
 #: Most requests in one group (one barrier per group).
 GROUP_SIZE = 1024
 
