@@ -7,6 +7,7 @@ single flight, the calls that overlap in time share the one that is already runn
 
 from __future__ import annotations
 
+import asyncio
 import copy
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Generic, TypeVar
@@ -20,13 +21,40 @@ V = TypeVar("V")
 
 
 class _Flight(Generic[V]):
-    __slots__ = ("done", "error", "ok", "value")
+    """One execution and the callers waiting for it.
+
+    On asyncio each waiter awaits a future of its own (~1 µs; an anyio Event costs
+    ~5 µs a waiter there, and 100,000 concurrent upserts wait twice each); elsewhere
+    an anyio Event.
+    """
+
+    __slots__ = ("error", "event", "futures", "ok", "value")
 
     def __init__(self) -> None:
-        self.done = anyio.Event()
         self.ok = False
         self.value: V | None = None
         self.error: Exception | None = None
+        self.futures: list[asyncio.Future[None]] = []
+        self.event: anyio.Event | None = None
+
+    async def wait(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # trio
+            if self.event is None:
+                self.event = anyio.Event()
+            await self.event.wait()
+        else:
+            future = loop.create_future()
+            self.futures.append(future)
+            await future  # cancelling this waiter cancels only its own future
+
+    def done(self) -> None:
+        for future in self.futures:
+            if not future.done():
+                future.set_result(None)
+        if self.event is not None:
+            self.event.set()
 
 
 class SingleFlight(Generic[K, V]):
@@ -54,8 +82,8 @@ class SingleFlight(Generic[K, V]):
                     raise
                 finally:
                     del self._flights[key]
-                    flight.done.set()
-            await flight.done.wait()
+                    flight.done()
+            await flight.wait()
             if flight.ok:
                 return flight.value, False  # type: ignore[return-value]
             if flight.error is not None:
