@@ -569,6 +569,7 @@ def _declare_rows(only: Sequence[str], tasks: int, rules: int) -> dict[str, Row]
             "raw",
         ),
         Row("asyncroute.tasks", f"asyncroute upsert() x {tasks:,} tasks", "tasks", "v4-add"),
+        Row("tasks.floor", f"(floor: {tasks:,} tasks, no netlink)", "tasks", "v4-add"),
         Row(
             "pyroute2.async",
             f"pyroute2 AsyncIPRoute, semaphore {PYROUTE2_CONCURRENCY}",
@@ -776,6 +777,31 @@ async def _tasks(ctx: Context, r: int) -> None:
             raise PhaseError(f"{len(failures):,} of {n:,} upserts failed, e.g. {failures[0]!r}")
     _expect(ctx.ns, "upsert() tasks", 4, n)
     ctx.record("asyncroute.tasks", sample)
+    ctx.record("tasks.floor", await _task_floor(r, n))
+
+
+async def _task_floor(r: int, n: int) -> Sample:
+    """What n tasks cost with no netlink at all: each is spawned the same way, awaits
+    an event and a timeout like a request does, and is woken by a callback.  The
+    tasks row is bounded by this (and by CPython's cyclic GC, which these n live tasks
+    make run often)."""
+
+    async def everything() -> None:
+        events = [anyio.Event() for _ in range(n)]
+
+        async def one(i: int) -> None:
+            with anyio.fail_after(300):
+                await events[i].wait()
+
+        async with anyio.create_task_group() as tg:
+            for i in range(n):
+                tg.start_soon(one, i)
+            await anyio.sleep(0)
+            for event in events:
+                event.set()
+
+    _, sample = await _timed(r, n, everything)
+    return sample
 
 
 def phase_tasks(ctx: Context, r: int) -> None:
