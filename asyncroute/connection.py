@@ -42,6 +42,7 @@ import anyio
 import anyio.lowlevel
 
 from ._flight import SingleFlight
+from ._gil import BULK_SWITCH_INTERVAL, lower_switch_interval, restore_switch_interval
 from ._protocol import ACK_COST, Finished, NetlinkProtocol, ProtocolStats, Reply
 from ._socket import SocketInfo, open_netlink_socket
 from .constants import NLM_F
@@ -160,6 +161,7 @@ class RequestBatch(_Waiter):
         "_conn",
         "_high_water",
         "_limit",
+        "_lowered",
         "_max_bytes",
         "_open",
         "_progress",
@@ -185,6 +187,7 @@ class RequestBatch(_Waiter):
         self._conn = conn
         self._added = 0  # requests added since the producer last let the loop run
         self._bytes = 0  # body bytes in the open group
+        self._lowered = False  # this batch lowered the GIL switch interval
         self.group_size = group_size(window)
         # A group is sent in one datagram: it must fit in one (frame headers and the
         # barrier included).
@@ -238,6 +241,9 @@ class RequestBatch(_Waiter):
             conn = self._conn
             if conn._closed:
                 raise conn._closed_error()
+            if not self._lowered and conn._sender is not None and conn.switch_interval:
+                self._lowered = True
+                lower_switch_interval(conn.switch_interval)
             # The flush seals this group at the next turn of the event loop at the latest.
             conn._open_batches.append(self)
             if not conn._flush_scheduled:
@@ -288,6 +294,9 @@ class RequestBatch(_Waiter):
         self.low_water = 0
         while self.outstanding:
             await self.wait_for_room()
+        if self._lowered:
+            self._lowered = False
+            restore_switch_interval()
         if self._progress is not None:
             self._progress(len(self.results))
         return self.results
@@ -300,6 +309,9 @@ class RequestBatch(_Waiter):
             self.groups.pop(seq)
             self._conn._abandon(seq)
         self.outstanding = 0
+        if self._lowered:
+            self._lowered = False
+            restore_switch_interval()
 
     def replied(self, message: Message) -> None:
         pass  # bulk requests are changes: only their failures matter
@@ -357,6 +369,9 @@ class NetlinkConnection:
         self._info = info
         self._netlink = sock.family == socket.AF_NETLINK
         self.timeout = timeout
+        #: GIL switch interval (seconds) while bulk calls feed the sender thread
+        #: (asyncio only; see ``asyncroute._gil``); None leaves the interpreter's alone.
+        self.switch_interval: float | None = BULK_SWITCH_INTERVAL
         self._core = NetlinkProtocol(
             max_in_flight=max_in_flight,
             # An explicit window is the caller's to size (tests force overruns with it).

@@ -23,9 +23,10 @@ import errno
 import os
 import socket
 import struct
+import sys
 import threading
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from ipaddress import IPv4Address
 
 import anyio
@@ -439,3 +440,35 @@ async def test_overrun_with_groups_never_reports_a_lost_error_as_success(
             assert await conn.request_many(more) == [None] * 50
     expected = {f"{host('198.21', 1 + i)}/32" for i in range(51)}
     assert expected <= oracle.route_dsts(netns.name, table=TABLE)
+
+
+@pytest.mark.anyio
+async def test_bulk_calls_lower_the_switch_interval_only_while_they_run(netns: Namespace) -> None:
+    """On asyncio the sender thread needs the GIL after every send: a bulk call lowers
+    the interpreter's switch interval while it runs and puts it back after."""
+    import asyncio
+
+    before = sys.getswitchinterval()
+    seen: list[float] = []
+
+    def routes() -> Iterator[Route]:
+        for i in range(3000):
+            if i == 1500:
+                seen.append(sys.getswitchinterval())
+            yield Route(f"198.18.{i >> 8}.{i & 255}/32", device="v0", table=100)
+
+    async with connect_in(netns) as conn:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            # trio: no sender thread, the interval is left alone
+            assert await conn.upsert_many(routes()) == [True] * 3000
+            assert seen == [before]
+            return
+        assert await conn.upsert_many(routes()) == [True] * 3000
+        assert seen == [pytest.approx(conn.switch_interval, abs=2e-6)]
+        assert sys.getswitchinterval() == before
+        conn.switch_interval = None
+        seen.clear()
+        assert await conn.delete_many(routes()) == [True] * 3000
+        assert seen == [before]
