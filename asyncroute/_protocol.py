@@ -277,16 +277,17 @@ class NetlinkProtocol:
         first = self._allocate_block(count + 1)
         barrier = first + count
         port_id = self.port_id
-        frames = []
-        cost = ACK_COST
-        for (msg_type, flags, body), seq in zip(requests, range(first, barrier), strict=True):
-            flags = (flags | _REQUEST) & ~_ACK
-            if type(body) is bytes and not len(body) & 3:
-                frames.append(_pack_header(16 + len(body), msg_type, flags, seq, port_id) + body)
-            else:
-                frames.append(encode_message(Message(msg_type, flags, body), seq, port_id))
-            cost += REPLY_COST if msg_type & 3 == _GET else ACK_COST
-        frames.append(_pack_header(16, _NOOP, _BARRIER_FLAGS, barrier, port_id))
+        pack = _pack_header
+        # The hot path of bulk calls: one comprehension, a pre-packed body per member.
+        frames = [
+            pack(16 + len(body), msg_type, (flags | _REQUEST) & ~_ACK, seq, port_id) + body
+            if type(body) is bytes and not len(body) & 3
+            else encode_message(Message(msg_type, (flags | _REQUEST) & ~_ACK, body), seq, port_id)
+            for (msg_type, flags, body), seq in zip(requests, range(first, barrier), strict=True)
+        ]
+        gets = sum(1 for msg_type, _, _ in requests if msg_type & 3 == _GET)
+        cost = ACK_COST * (count + 1 - gets) + REPLY_COST * gets
+        frames.append(pack(16, _NOOP, _BARRIER_FLAGS, barrier, port_id))
         entry = _Entry(barrier, _NOOP, _BARRIER_FLAGS, b"".join(frames), False, cost)
         entry.first = first
         entry.count = count + 1

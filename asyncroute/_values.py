@@ -109,13 +109,13 @@ def parse_prefix(value: object, field: str) -> tuple[int, bytes, int, IPNetwork 
             pass
         else:
             if not slash:
-                plen = bits
-            elif length.isdigit() and len(length) <= 3 and int(length) <= bits:
+                return family, packed, bits, None
+            if length.isdigit() and len(length) <= 3:
                 plen = int(length)
-            else:
-                plen = -1
-            if plen >= 0 and not int.from_bytes(packed, "big") & ((1 << (bits - plen)) - 1):
-                return family, packed, plen, None
+                if plen == bits:  # a host route: no host bits to check
+                    return family, packed, plen, None
+                if plen < bits and not int.from_bytes(packed, "big") & ((1 << (bits - plen)) - 1):
+                    return family, packed, plen, None
     network = parse_network(value, field)
     family = AF_INET if network.version == 4 else AF_INET6
     return family, network.network_address.packed, network.prefixlen, network
