@@ -71,14 +71,17 @@ MAX_DATAGRAM = 256 * 1024
 RECV_BUFFER = 1024 * 1024
 #: Datagrams drained per wake-up before yielding to other tasks.
 MAX_DRAIN = 128
-#: Requests a bulk producer adds before it lets the event loop run.  Each turn of the
-#: loop that wakes the sender thread costs GIL hand-offs (~150 µs measured on this
-#: 2-vCPU VM), so fewer, larger turns go faster: 128 → ~155k routes/s, 1,024 →
-#: ~185k/s, 2,048 → ~200k/s.  But a ticker task waits up to about two turns, so the
-#: loop's lag grows with it: ~13-19 ms at 1,024, ~25 ms at 2,048 (docs/performance.md).
-YIELD_EVERY = 1024
-#: Most requests in one group (one barrier per group).
-GROUP_SIZE = 1024
+#: A bulk producer looks at the clock every YIELD_EVERY requests, and lets the event
+#: loop run once YIELD_INTERVAL seconds have passed since it last did.  Each turn of
+#: the loop that wakes the sender thread costs GIL hand-offs (~150 µs measured on this
+#: 2-vCPU VM), so few, long turns go fastest; but another task waits up to about two
+#: turns, so the loop's lag grows with them (docs/performance.md).  By time, not by
+#: count: a route costs 3 µs or 30 µs depending on what the caller builds.
+YIELD_EVERY = 256
+YIELD_INTERVAL = 0.003
+#: Most requests in one group (one barrier per group); a producer seals its group at
+#: each pause, so groups hold at most YIELD_EVERY requests anyway.
+GROUP_SIZE = 256
 
 _REQUEST_ACK = int(NLM_F.REQUEST | NLM_F.ACK)
 _typeof = type
@@ -165,6 +168,7 @@ class RequestBatch(_Waiter):
         "_max_bytes",
         "_open",
         "_progress",
+        "_yielded",
         "group_size",
         "groups",
         "low_water",
@@ -185,7 +189,8 @@ class RequestBatch(_Waiter):
         super().__init__(stream=False)
         window = conn.max_in_flight
         self._conn = conn
-        self._added = 0  # requests added since the producer last let the loop run
+        self._added = 0  # requests added since the producer last paused
+        self._yielded = time.monotonic()  # when it last let the event loop run
         self._bytes = 0  # body bytes in the open group
         self._lowered = False  # this batch lowered the GIL switch interval
         self.group_size = group_size(window)
@@ -210,19 +215,21 @@ class RequestBatch(_Waiter):
     @property
     def full(self) -> bool:
         """True when the producer should call :meth:`pause` before adding more: twice
-        the window is unanswered, or it has added YIELD_EVERY requests without letting
-        the event loop run (the loop must send them and read the answers; other tasks
-        must not wait long either — the benchmark bounds event-loop lag)."""
+        the window is unanswered, or it has added YIELD_EVERY requests since it last
+        paused (the loop must send them and read the answers; other tasks must not wait
+        long either — the benchmark bounds event-loop lag)."""
         return self._added >= YIELD_EVERY or self.outstanding >= self._high_water
 
     async def pause(self) -> None:
-        """Seal the open group, then wait for room in the window, or at least let the
-        event loop run once."""
+        """Seal the open group, then wait for room in the window, or let the event loop
+        run if YIELD_INTERVAL has passed since the producer last let it."""
         self._added = 0
         self.seal()
         if self.outstanding >= self._high_water:
             await self.wait_for_room()
-        else:
+            self._yielded = time.monotonic()
+        elif (now := time.monotonic()) - self._yielded >= YIELD_INTERVAL:
+            self._yielded = now
             await anyio.lowlevel.checkpoint()
 
     def add(self, item: Message | AsyncrouteError) -> None:
