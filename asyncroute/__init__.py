@@ -35,6 +35,7 @@ from .errors import (
     ProtocolError,
 )
 from .messages import (
+    AddressMessage,
     DoneMessage,
     ErrorMessage,
     LinkMessage,
@@ -59,6 +60,7 @@ __all__ = [
     "RTPROT",
     "RT_SCOPE",
     "RT_TABLE",
+    "AddressMessage",
     "AsyncrouteError",
     "BusyError",
     "Connection",

@@ -1,9 +1,9 @@
 """Encoders and decoders for the rtnetlink messages asyncroute speaks.
 
 Layouts come from pyroute2's message classes (``rtmsg``, ``fibmsg``, ``ifinfmsg``,
-``nlmsgerr``): the fixed-header formats, the attribute numbers and each attribute's
-value type are read from them once, at import, and checked against what this module
-knows how to pack.  Nothing here uses pyroute2's own marshalling; ``tests/unit`` proves
+``ifaddrmsg``, ``nlmsgerr``): the fixed-header formats, the attribute numbers and each
+attribute's value type are read from them once, at import, and checked against what
+this module knows how to pack.  Nothing here uses pyroute2's own marshalling; ``tests/unit`` proves
 that the bytes equal pyroute2's ``encode()``.
 
 Invariants:
@@ -22,6 +22,7 @@ from typing import Any
 
 from pyroute2.netlink import nlmsgerr
 from pyroute2.netlink.rtnl.fibmsg import fibmsg
+from pyroute2.netlink.rtnl.ifaddrmsg import ifaddrmsg
 from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
@@ -30,6 +31,7 @@ from .constants import NLM_F, NLMSG, RTM
 from .errors import DecodeError
 from .messages import (
     Address,
+    AddressMessage,
     Body,
     DoneMessage,
     ErrorMessage,
@@ -84,6 +86,7 @@ _RTAX = _attribute_table(rtmsg.metrics)
 _FRA = _attribute_table(fibmsg)
 _IFLA = _attribute_table(ifinfmsg)
 _ERR = _attribute_table(nlmsgerr)
+_IFA = _attribute_table(ifaddrmsg)
 
 _ADDR = ("target", "ipaddr")
 RTA_DST = _expect(_RTA, "RTA_DST", _ADDR)
@@ -109,6 +112,14 @@ IFLA_IFNAME = _expect(_IFLA, "IFLA_IFNAME", ("asciiz",))
 IFLA_MTU = _expect(_IFLA, "IFLA_MTU", ("uint32",))
 IFLA_OPERSTATE = _expect(_IFLA, "IFLA_OPERSTATE", ("state",))  # a u8 in pyroute2
 
+IFA_ADDRESS = _expect(_IFA, "IFA_ADDRESS", _ADDR)
+IFA_LOCAL = _expect(_IFA, "IFA_LOCAL", _ADDR)
+IFA_LABEL = _expect(_IFA, "IFA_LABEL", ("asciiz",))
+IFA_BROADCAST = _expect(_IFA, "IFA_BROADCAST", _ADDR)
+IFA_FLAGS = _expect(_IFA, "IFA_FLAGS", ("uint32",))
+IFA_RT_PRIORITY = _expect(_IFA, "IFA_RT_PRIORITY", ("uint32",))
+IFA_PROTO = _expect(_IFA, "IFA_PROTO", ("uint8",))
+
 NLMSGERR_ATTR_MSG = _expect(_ERR, "NLMSGERR_ATTR_MSG", ("asciiz",))
 NLMSGERR_ATTR_OFFS = _expect(_ERR, "NLMSGERR_ATTR_OFFS", ("uint32",))
 
@@ -118,11 +129,13 @@ _RTAX_U32 = frozenset(number for number, kind in _RTAX.values() if kind == "uint
 _RTMSG_FORMAT = _fields_format(rtmsg)  # family .. type, flags
 _FIBMSG_FORMAT = _fields_format(fibmsg)
 _IFINFMSG_FORMAT = _fields_format(ifinfmsg)
+_IFADDRMSG_FORMAT = _fields_format(ifaddrmsg)  # family, prefixlen, flags, scope, index
 _NLMSGERR_FORMAT = _fields_format(nlmsgerr)  # the int error
 
 _RTMSG = struct.Struct("=" + _RTMSG_FORMAT)
 _FIBMSG = struct.Struct("=" + _FIBMSG_FORMAT)
 _IFINFMSG = struct.Struct("=" + _IFINFMSG_FORMAT)
+_IFADDRMSG = struct.Struct("=" + _IFADDRMSG_FORMAT)
 _ERROR_CODE = struct.Struct("=" + _NLMSGERR_FORMAT)
 _U32 = struct.Struct("=I")
 _U16 = struct.Struct("=H")
@@ -254,6 +267,30 @@ def _encode_link(fmt: list[str], values: list[Any], m: LinkMessage) -> None:
         _add_raw(fmt, values, m.other)
 
 
+def _encode_address(fmt: list[str], values: list[Any], m: AddressMessage) -> None:
+    fmt.append(_IFADDRMSG_FORMAT)
+    values += (m.family, m.prefixlen, m.flags, m.scope, m.index)
+    if m.address is not None:
+        _add_address(fmt, values, IFA_ADDRESS, m.address)
+    if m.local is not None:
+        _add_address(fmt, values, IFA_LOCAL, m.local)
+    if m.label is not None:
+        _add_string(fmt, values, IFA_LABEL, m.label)
+    if m.broadcast is not None:
+        _add_address(fmt, values, IFA_BROADCAST, m.broadcast)
+    if m.extended_flags is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, IFA_FLAGS, m.extended_flags)
+    if m.rt_priority is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, IFA_RT_PRIORITY, m.rt_priority)
+    if m.protocol is not None:
+        fmt.append(_U8_ATTR)
+        values += (5, IFA_PROTO, m.protocol)
+    if m.other:
+        _add_raw(fmt, values, m.other)
+
+
 def _add_ext_ack(
     fmt: list[str], values: list[Any], message: str | None, offset: int | None
 ) -> None:
@@ -375,6 +412,7 @@ _BODY_ENCODERS: dict[type, Callable[[list[str], list[Any], Any], None]] = {
     RouteMessage: _encode_route,
     RuleMessage: _encode_rule,
     LinkMessage: _encode_link,
+    AddressMessage: _encode_address,
     ErrorMessage: _encode_error,
     DoneMessage: _encode_done,
     bytes: _encode_bytes,
@@ -531,6 +569,32 @@ def _decode_link(payload: memoryview) -> LinkMessage:
     return LinkMessage(*header, **fields)
 
 
+def _decode_address(payload: memoryview) -> AddressMessage:
+    header = _fixed(payload, _IFADDRMSG, "ifaddrmsg")
+    fields: dict[str, Any] = {}
+    other: list[tuple[int, bytes]] = []
+    for nla_type, value in iter_attributes(payload, _IFADDRMSG.size):
+        number = nla_type & NLA_TYPE_MASK
+        if number == IFA_ADDRESS:
+            fields["address"] = _address(value, "IFA_ADDRESS")
+        elif number == IFA_LOCAL:
+            fields["local"] = _address(value, "IFA_LOCAL")
+        elif number == IFA_LABEL:
+            fields["label"] = _string(value, "IFA_LABEL")
+        elif number == IFA_FLAGS:
+            fields["extended_flags"] = _u32(value, "IFA_FLAGS")
+        elif number == IFA_BROADCAST:
+            fields["broadcast"] = _address(value, "IFA_BROADCAST")
+        elif number == IFA_RT_PRIORITY:
+            fields["rt_priority"] = _u32(value, "IFA_RT_PRIORITY")
+        elif number == IFA_PROTO:
+            fields["protocol"] = _u8(value, "IFA_PROTO")
+        else:
+            other.append((nla_type, bytes(value)))
+    fields["other"] = tuple(other)
+    return AddressMessage(*header, **fields)
+
+
 def _decode_ext_ack(
     payload: memoryview, offset: int
 ) -> tuple[str | None, int | None, RawAttributes]:
@@ -589,6 +653,7 @@ def _decode_done(payload: memoryview, flags: int) -> DoneMessage:
 _ROUTE_TYPES = frozenset((RTM.NEWROUTE, RTM.DELROUTE, RTM.GETROUTE))
 _RULE_TYPES = frozenset((RTM.NEWRULE, RTM.DELRULE, RTM.GETRULE))
 _LINK_TYPES = frozenset((RTM.NEWLINK, RTM.DELLINK, RTM.GETLINK))
+_ADDRESS_TYPES = frozenset((RTM.NEWADDR, RTM.DELADDR, RTM.GETADDR))
 
 
 def decode_body(msg_type: int, flags: int, payload: memoryview) -> Body:
@@ -600,6 +665,8 @@ def decode_body(msg_type: int, flags: int, payload: memoryview) -> Body:
             return _decode_rule(payload)
         if msg_type in _LINK_TYPES:
             return _decode_link(payload)
+        if msg_type in _ADDRESS_TYPES:
+            return _decode_address(payload)
         if msg_type == NLMSG.ERROR:
             return decode_error_payload(payload, flags)
         if msg_type == NLMSG.DONE:

@@ -97,6 +97,9 @@ class RTM(enum.IntEnum):
     NEWLINK = 16
     DELLINK = 17
     GETLINK = 18
+    NEWADDR = 20
+    DELADDR = 21
+    GETADDR = 22
     NEWROUTE = 24
     DELROUTE = 25
     GETROUTE = 26

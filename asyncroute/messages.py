@@ -16,6 +16,7 @@ from ipaddress import IPv4Address, IPv6Address
 
 __all__ = [
     "Address",
+    "AddressMessage",
     "Body",
     "DoneMessage",
     "ErrorMessage",
@@ -125,6 +126,33 @@ class LinkMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class AddressMessage:
+    """``struct ifaddrmsg`` and its attributes (RTM_NEWADDR / RTM_DELADDR / RTM_GETADDR).
+
+    For IPv4, ``local`` (IFA_LOCAL) is the interface's own address and ``address``
+    (IFA_ADDRESS) the peer's on a point-to-point link, else the same; IPv6 sends only
+    ``address``.  ``flags`` is the header byte, the low 8 ``IFA_F_*`` bits;
+    ``extended_flags`` is IFA_FLAGS, all 32 bits, which the kernel sends and prefers.
+    ``protocol`` is IFA_PROTO (who added the address), ``rt_priority`` IFA_RT_PRIORITY
+    (the metric of its prefix route).  IFA_CACHEINFO and the rest stay in ``other``.
+    """
+
+    family: int = 0
+    prefixlen: int = 0
+    flags: int = 0
+    scope: int = 0
+    index: int = 0
+    address: Address | None = None
+    local: Address | None = None
+    label: str | None = None
+    broadcast: Address | None = None
+    extended_flags: int | None = None
+    rt_priority: int | None = None
+    protocol: int | None = None
+    other: RawAttributes = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorMessage:
     """``NLMSG_ERROR``: an ack (``error == 0``) or an error reply (``error`` = -errno).
 
@@ -152,7 +180,9 @@ class DoneMessage:
     other: RawAttributes = ()
 
 
-Body = RouteMessage | RuleMessage | LinkMessage | ErrorMessage | DoneMessage | bytes
+Body = (
+    RouteMessage | RuleMessage | LinkMessage | AddressMessage | ErrorMessage | DoneMessage | bytes
+)
 
 
 @dataclass(frozen=True, slots=True)
