@@ -308,7 +308,11 @@ class NetlinkProtocol:
             start += size
 
     def data_to_send(self) -> list[bytes]:
-        """Datagrams to send now: queued requests that fit in the window, coalesced."""
+        """Datagrams to send now: queued requests that fit in the window, coalesced.
+
+        A dump request always travels alone, so that the I/O layer can tell it apart
+        (see ``NetlinkConnection._flush``: dumps are started from the reading thread).
+        """
         datagrams: list[bytes] = []
         chunk: list[bytes] = []
         size = 0
@@ -322,11 +326,14 @@ class NetlinkProtocol:
                 break
             queue.popleft()
             data = entry.data
-            if chunk and size + len(data) > self.max_datagram:
+            if chunk and (size + len(data) > self.max_datagram or entry.dump):
                 datagrams.append(b"".join(chunk))
                 chunk, size = [], 0
             chunk.append(data)
             size += len(data)
+            if entry.dump:
+                datagrams.append(data)
+                chunk, size = [], 0
             entry.data = b""
             entry.sent = True
             self._in_flight += entry.count

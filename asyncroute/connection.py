@@ -31,6 +31,7 @@ import math
 import os
 import queue
 import socket
+import struct
 import threading
 import time
 from collections import deque
@@ -86,6 +87,16 @@ GROUP_SIZE = 256
 _REQUEST_ACK = int(NLM_F.REQUEST | NLM_F.ACK)
 _typeof = type
 _REQUEST_DUMP = int(NLM_F.REQUEST | NLM_F.DUMP)
+
+
+_FIRST_HEADER = struct.Struct("=IHH")
+_DUMP = int(NLM_F.DUMP)
+
+
+def _starts_dump(datagram: bytes) -> bool:
+    """True for a datagram holding a dump request (the core sends those alone)."""
+    _, msg_type, flags = _FIRST_HEADER.unpack_from(datagram)
+    return bool(msg_type & 3 == 2 and flags & _DUMP == _DUMP)  # a GET with NLM_F_DUMP
 
 
 class _Waiter:
@@ -842,7 +853,21 @@ class NetlinkConnection:
         sender = self._sender
         if sender is not None:
             while outbox:
-                sender.put(outbox.popleft())
+                data = outbox.popleft()
+                if _starts_dump(data):
+                    # Started from this thread, which reads: netlink_recvmsg reads
+                    # cb_running without the dump mutex, so a recv racing a small dump
+                    # that starts and ends inside another thread's sendmsg makes
+                    # netlink_dump() fail with EINVAL, stored in sk_err — and the next
+                    # recv "fails" (found by the soak test).  Order against the sender's
+                    # queue does not matter: no request depends on another's datagram.
+                    try:
+                        self._sock.send(data)
+                    except OSError as exc:
+                        self._shutdown(exc)
+                        return
+                else:
+                    sender.put(data)
             return
         sock = self._sock
         while outbox:

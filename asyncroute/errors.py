@@ -35,6 +35,15 @@ class AsyncrouteError(Exception):
     """Base class of every exception asyncroute defines."""
 
 
+def _strerror(code: int) -> str:
+    # A forged or corrupt reply may carry any 32-bit code; os.strerror() raises
+    # OverflowError past a C int (fuzzing found -INT32_MIN).
+    try:
+        return os.strerror(code)
+    except (OverflowError, ValueError):
+        return f"Unknown error {code}"
+
+
 class KernelError(AsyncrouteError, OSError):
     """The kernel answered a request with an error reply (``NLMSG_ERROR``, errno ≠ 0).
 
@@ -57,7 +66,7 @@ class KernelError(AsyncrouteError, OSError):
         message: str | None = None,
         offset: int | None = None,
     ) -> None:
-        super().__init__(errno, os.strerror(errno))
+        super().__init__(errno, _strerror(errno))
         self.seq = seq
         self.msg_type = msg_type
         self.message = message
