@@ -311,7 +311,7 @@ class NetlinkProtocol:
         """Datagrams to send now: queued requests that fit in the window, coalesced.
 
         A dump request always travels alone, so that the I/O layer can tell it apart
-        (see ``NetlinkConnection._flush``: dumps are started from the reading thread).
+        (``NetlinkConnection._start_sender``: no read may run while a dump starts).
         """
         datagrams: list[bytes] = []
         chunk: list[bytes] = []

@@ -414,6 +414,8 @@ class NetlinkConnection:
         self._shared: SingleFlight[Hashable, Message | None] = SingleFlight()
         self._sender: queue.SimpleQueue[bytes | None] | None = None
         self._sender_thread: threading.Thread | None = None
+        #: held by the sender thread while a dump starts, and by the reader while it reads
+        self._dump_lock = threading.Lock()
         self._last_reap = time.monotonic()
 
     # ------------------------------------------------------------------ properties
@@ -517,10 +519,23 @@ class NetlinkConnection:
         self._sender = sender
         sock, loop = self._sock, self._loop
 
+        dump_lock = self._dump_lock
+
         def send_loop() -> None:
             while (data := sender.get()) is not None:
                 try:
-                    sock.send(data)
+                    if _starts_dump(data):
+                        # Never while the loop's thread reads: netlink_recvmsg reads
+                        # cb_running without the dump mutex, so a recv racing a small
+                        # dump that starts and ends inside this sendmsg makes
+                        # netlink_dump() fail with EINVAL, kept in sk_err, and the next
+                        # recv fails (found by the soak test).  Sending the dump from
+                        # the loop's thread instead would let it overtake requests
+                        # queued here (a listing before a cancelled delete lands).
+                        with dump_lock:
+                            sock.send(data)
+                    else:
+                        sock.send(data)
                 except OSError as exc:
                     if not loop.is_closed():
                         loop.call_soon_threadsafe(self._shutdown, exc)
@@ -803,12 +818,14 @@ class NetlinkConnection:
         core = self._core
         dispatch = self._dispatch
         netlink = self._netlink
+        dump_lock = self._dump_lock  # see _start_sender: no read while a dump starts
         overrun = False
         reads = 0
         while reads < MAX_DRAIN or overrun:
             try:
                 if netlink:
-                    size, (sender_port, sender_groups) = sock.recvfrom_into(self._buffer)
+                    with dump_lock:
+                        size, (sender_port, sender_groups) = sock.recvfrom_into(self._buffer)
                 else:  # a fake kernel over AF_UNIX: trusted like the kernel
                     size = sock.recv_into(self._buffer)
                     sender_port = sender_groups = 0
@@ -853,21 +870,7 @@ class NetlinkConnection:
         sender = self._sender
         if sender is not None:
             while outbox:
-                data = outbox.popleft()
-                if _starts_dump(data):
-                    # Started from this thread, which reads: netlink_recvmsg reads
-                    # cb_running without the dump mutex, so a recv racing a small dump
-                    # that starts and ends inside another thread's sendmsg makes
-                    # netlink_dump() fail with EINVAL, stored in sk_err — and the next
-                    # recv "fails" (found by the soak test).  Order against the sender's
-                    # queue does not matter: no request depends on another's datagram.
-                    try:
-                        self._sock.send(data)
-                    except OSError as exc:
-                        self._shutdown(exc)
-                        return
-                else:
-                    sender.put(data)
+                sender.put(outbox.popleft())
             return
         sock = self._sock
         while outbox:
