@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv lint typecheck test bench bench-quick bench-micro clean
+.PHONY: venv lint typecheck test fuzz soak bench bench-quick bench-micro bench-1m clean
 
 venv: $(STAMP)
 
@@ -32,6 +32,14 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
 
+# Hostile bytes through codec, core and transport: 110,000 hypothesis examples (~5 min).
+fuzz: $(STAMP)
+	ASYNCROUTE_FUZZ=full $(PYTHON) -m pytest tests/fuzz --hypothesis-show-statistics $(PYTEST_ARGS)
+
+# As root, in a netns: 1,000,000 random route/rule operations per backend (~3 min).
+soak: $(STAMP)
+	ASYNCROUTE_SOAK_OPS=1000000 $(PYTHON) -m pytest tests/soak $(PYTEST_ARGS)
+
 # The full benchmark (needs root; about 3 minutes on 2 cores): table on stdout, JSON and a
 # chart in benchmarks/results/.
 bench: $(STAMP)
@@ -40,6 +48,11 @@ bench: $(STAMP)
 # One round of 10,000 routes: a quick check that every phase still runs.
 bench-quick: $(STAMP)
 	$(PYTHON) -m asyncroute bench --routes 10000 --rounds 1
+
+# As root: 1,048,576 routes from a generator through upsert_many and delete_many; checks
+# every result and the kernel's counts, and peak RSS < 150 MiB.
+bench-1m: $(STAMP)
+	$(PYTHON) benchmarks/million.py
 
 # Encode/decode micro-benchmarks against pyroute2 (pytest-benchmark; not part of make test).
 bench-micro: $(STAMP)
