@@ -60,10 +60,13 @@ DUMP_RESERVE = 64 * 1024
 DEFAULT_TIMEOUT = 30.0
 #: How often the route API repeats a dump the kernel flagged as interrupted.
 DUMP_RETRIES = 3
-#: Default receive buffer asked for (the kernel doubles it).
-DEFAULT_RCVBUF = 4 * 1024 * 1024
+#: Default receive buffer asked for (the kernel doubles it).  A limit, not memory
+#: taken: the kernel charges only what is queued.  Its size sets the window, which must
+#: ride out the kernel's long sends (30-80 ms while it resizes a FIB table): with 16 MiB
+#: (a window of 16,320) bulk calls ran 6-9 % faster than with 4 MiB (4,032).
+DEFAULT_RCVBUF = 16 * 1024 * 1024
 #: Most requests in flight by default, whatever the buffer would allow.
-DEFAULT_MAX_IN_FLIGHT = 4096
+DEFAULT_MAX_IN_FLIGHT = 16384
 #: Most bytes per ``send`` (also bounded by half the send buffer): the kernel runs
 #: every message of a send before returning, on the sender thread.  A group of
 #: GROUP_SIZE route changes (~60-100 bytes each) fits.
