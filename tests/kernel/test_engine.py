@@ -680,8 +680,8 @@ async def test_overrun_leaves_no_caller_hanging(netns: Namespace) -> None:
     oif = _ifindex(netns)
     messages = [_route4(_host4("198.18", i), oif) for i in range(count)]
     with anyio.fail_after(BODY_LIMIT):
-        # 16,384 acks (~13 MB) cannot fit the default 8 MiB buffer: an overrun is certain.
-        async with _connect(netns, max_in_flight=16_384, timeout=2) as conn:
+        # 16,384 acks (~13 MB) cannot fit an 8 MiB buffer: an overrun is certain.
+        async with _connect(netns, rcvbuf=4 * 1024 * 1024, max_in_flight=16_384, timeout=2) as conn:
             outcomes = await _request_all(conn, messages)
             in_flight = conn._core.in_flight  # private: slots held by lost requests
     failures = _failures(outcomes)
