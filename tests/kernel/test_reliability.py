@@ -67,8 +67,7 @@ TABLE = 100
 GATEWAY = IPv4Address("192.0.2.1")
 #: Seconds a test body may take before it is failed instead of hanging the run.
 BODY_LIMIT = 30.0
-#: rtnetlink address message types (linux/rtnetlink.h); asyncroute.RTM has none yet.
-RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = 20, 21, 22
+RTM_NEWADDR, RTM_DELADDR, RTM_GETADDR = RTM.NEWADDR, RTM.DELADDR, RTM.GETADDR
 #: linux/rtnetlink.h RTNLGRP_IPV4_ROUTE; linux/netlink.h SOL_NETLINK, NETLINK_ADD_MEMBERSHIP
 RTNLGRP_IPV4_ROUTE = 7
 SOL_NETLINK = 270
