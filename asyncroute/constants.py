@@ -23,6 +23,8 @@ __all__ = [
     "RTM",
     "RTM_F",
     "RTN",
+    "RTNH_F",
+    "RTNLGRP",
     "RTPROT",
     "RT_SCOPE",
     "RT_TABLE",
@@ -106,6 +108,10 @@ class RTM(enum.IntEnum):
     NEWRULE = 32
     DELRULE = 33
     GETRULE = 34
+    # Nexthop objects (Linux 5.3, ``linux/nexthop.h``); pyroute2 does not define these.
+    NEWNEXTHOP = 104
+    DELNEXTHOP = 105
+    GETNEXTHOP = 106
 
 
 class RTM_F(enum.IntFlag):
@@ -178,3 +184,29 @@ class FR_ACT(enum.IntEnum):
     BLACKHOLE = 6
     UNREACHABLE = 7
     PROHIBIT = 8
+
+
+class RTNLGRP(enum.IntEnum):
+    """rtnetlink multicast groups (``enum rtnetlink_groups``): the number to pass to
+    NETLINK_ADD_MEMBERSHIP (the legacy bind mask is ``1 << (group - 1)``)."""
+
+    LINK = 1
+    IPV4_IFADDR = 5
+    IPV4_ROUTE = 7
+    IPV4_RULE = 8
+    IPV6_IFADDR = 9
+    IPV6_ROUTE = 11
+    IPV6_RULE = 19
+    NEXTHOP = 32
+
+
+class RTNH_F(enum.IntFlag):
+    """``rtnexthop.rtnh_flags`` (one hop of RTA_MULTIPATH) and ``nhmsg.nh_flags``."""
+
+    DEAD = 0x1
+    PERVASIVE = 0x2
+    ONLINK = 0x4
+    OFFLOAD = 0x8
+    LINKDOWN = 0x10
+    UNRESOLVED = 0x20
+    TRAP = 0x40

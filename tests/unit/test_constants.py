@@ -15,7 +15,7 @@ from typing import Any
 import pyroute2.netlink as nl
 import pyroute2.netlink.rtnl as rtnl
 import pytest
-from pyroute2.netlink.rtnl import fibmsg
+from pyroute2.netlink.rtnl import fibmsg, rtmsg
 
 from asyncroute import constants
 from asyncroute.constants import (
@@ -27,6 +27,8 @@ from asyncroute.constants import (
     RTM,
     RTM_F,
     RTN,
+    RTNH_F,
+    RTNLGRP,
     RTPROT,
     NetlinkOption,
 )
@@ -42,6 +44,15 @@ NOT_IN_PYROUTE2: dict[tuple[str, str], str] = {
     **{("RTM_F", name): f"linux/rtnetlink.h RTM_F_{name}" for name in RTM_F.__members__},
     # linux/rtnetlink.h enum rt_class_t: pyroute2 defines no RT_TABLE_* names.
     **{("RT_TABLE", name): f"linux/rtnetlink.h RT_TABLE_{name}" for name in RT_TABLE.__members__},
+    # Nexthop objects (Linux 5.3): pyroute2 0.9.7 has only RTM_NEWNEXTHOPBUCKET.
+    **{
+        ("RTM", name): f"linux/rtnetlink.h RTM_{name}"
+        for name in RTM.__members__
+        if "NEXTHOP" in name
+    },
+    ("RTNLGRP", "NEXTHOP"): "linux/rtnetlink.h RTNLGRP_NEXTHOP",
+    ("RTNH_F", "UNRESOLVED"): "linux/rtnetlink.h RTNH_F_UNRESOLVED",
+    ("RTNH_F", "TRAP"): "linux/rtnetlink.h RTNH_F_TRAP",
 }
 
 
@@ -74,10 +85,25 @@ def _cases() -> list[Any]:
     add(RT_SCOPE, lambda name: rtnl.rt_scope.get(name.lower()))
     add(RTN, lambda name: rtnl.rt_type.get(name.lower()))
     add(FR_ACT, lambda name: _module_value(fibmsg, f"FR_ACT_{name}"))
+    add(RTNLGRP, lambda name: _module_value(rtnl, f"RTNLGRP_{name}"))
+    add(RTNH_F, lambda name: _module_value(rtmsg, f"RTNH_F_{name}"))
     return cases
 
 
-CHECKED_ENUMS = (NLM_F, NLMSG, NetlinkOption, RTM, RTPROT, RT_SCOPE, RTN, FR_ACT, RTM_F, RT_TABLE)
+CHECKED_ENUMS = (
+    NLM_F,
+    NLMSG,
+    NetlinkOption,
+    RTM,
+    RTPROT,
+    RT_SCOPE,
+    RTN,
+    FR_ACT,
+    RTM_F,
+    RT_TABLE,
+    RTNLGRP,
+    RTNH_F,
+)
 
 
 @pytest.mark.parametrize(("cls", "name", "ours", "theirs"), _cases())
@@ -121,9 +147,16 @@ def test_every_member_is_checked() -> None:
 )
 def test_skipped_members_are_really_missing_from_pyroute2(cls_name: str, name: str) -> None:
     """If a pyroute2 release adds one of these names, move it into the comparison."""
-    prefixes = {"NetlinkOption": "NETLINK_", "RTM_F": "RTM_F_", "RT_TABLE": "RT_TABLE_"}
+    prefixes = {
+        "NetlinkOption": "NETLINK_",
+        "RTM_F": "RTM_F_",
+        "RT_TABLE": "RT_TABLE_",
+        "RTM": "RTM_",
+        "RTNLGRP": "RTNLGRP_",
+        "RTNH_F": "RTNH_F_",
+    }
     full = prefixes[cls_name] + name
-    for module in (nl, rtnl, fibmsg):
+    for module in (nl, rtnl, fibmsg, rtmsg):
         assert not hasattr(module, full), f"pyroute2 now defines {full}: compare it"
 
 
