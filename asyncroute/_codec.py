@@ -37,6 +37,8 @@ from .messages import (
     ErrorMessage,
     LinkMessage,
     Message,
+    MultipathHop,
+    NexthopMessage,
     RawAttributes,
     RouteMessage,
     RuleMessage,
@@ -48,6 +50,7 @@ __all__ = [
     "decode_error_payload",
     "encode_message",
     "encode_messages",
+    "pack_multipath",
     "pack_route_body",
 ]
 
@@ -98,6 +101,9 @@ RTA_PRIORITY = _expect(_RTA, "RTA_PRIORITY", ("uint32",))
 RTA_PREFSRC = _expect(_RTA, "RTA_PREFSRC", _ADDR)
 RTA_METRICS = _expect(_RTA, "RTA_METRICS", ("metrics",))
 RTA_TABLE = _expect(_RTA, "RTA_TABLE", ("uint32",))
+RTA_MULTIPATH = _expect(_RTA, "RTA_MULTIPATH", ("*get_nh",))
+#: RTA_NH_ID (Linux 5.3, ``linux/rtnetlink.h``): pyroute2 0.9.7's rtmsg stops at 23.
+RTA_NH_ID = 30
 RTAX_MTU = _expect(_RTAX, "RTAX_MTU", ("uint32",))
 
 FRA_DST = _expect(_FRA, "FRA_DST", _ADDR)
@@ -120,6 +126,43 @@ IFA_FLAGS = _expect(_IFA, "IFA_FLAGS", ("uint32",))
 IFA_RT_PRIORITY = _expect(_IFA, "IFA_RT_PRIORITY", ("uint32",))
 IFA_PROTO = _expect(_IFA, "IFA_PROTO", ("uint8",))
 
+
+# ``struct nhmsg`` and its attributes (``linux/nexthop.h``), written out in pyroute2's
+# declarative form because pyroute2 has no nexthop message: fields, then an nla_map
+# with explicit numbers, read by the same helpers as pyroute2's classes.
+class _nhmsg:
+    fields = (("family", "B"), ("scope", "B"), ("protocol", "B"), ("resvd", "B"), ("flags", "I"))
+    nla_map = (
+        (0, "NHA_UNSPEC", "none"),
+        (1, "NHA_ID", "uint32"),
+        (2, "NHA_GROUP", "nh_grp"),  # array of struct nexthop_grp
+        (3, "NHA_GROUP_TYPE", "uint16"),
+        (4, "NHA_BLACKHOLE", "flag"),
+        (5, "NHA_OIF", "uint32"),
+        (6, "NHA_GATEWAY", "ipaddr"),
+        (7, "NHA_ENCAP_TYPE", "uint16"),
+        (8, "NHA_ENCAP", "nested"),
+        (9, "NHA_GROUPS", "flag"),  # dump filter: groups only
+        (10, "NHA_MASTER", "uint32"),  # dump filter: nexthops on devices of this master
+        (11, "NHA_FDB", "flag"),
+    )
+
+
+_NHA = _attribute_table(_nhmsg)
+NHA_ID = _expect(_NHA, "NHA_ID", ("uint32",))
+NHA_GROUP = _expect(_NHA, "NHA_GROUP", ("nh_grp",))
+NHA_GROUP_TYPE = _expect(_NHA, "NHA_GROUP_TYPE", ("uint16",))
+NHA_BLACKHOLE = _expect(_NHA, "NHA_BLACKHOLE", ("flag",))
+NHA_OIF = _expect(_NHA, "NHA_OIF", ("uint32",))
+NHA_GATEWAY = _expect(_NHA, "NHA_GATEWAY", _ADDR)
+NHA_GROUPS = _expect(_NHA, "NHA_GROUPS", ("flag",))
+NHA_MASTER = _expect(_NHA, "NHA_MASTER", ("uint32",))
+NHA_FDB = _expect(_NHA, "NHA_FDB", ("flag",))
+#: ``struct nexthop_grp``: id, weight - 1 (low byte), weight_high (Linux 6.12), resvd.
+_NEXTHOP_GRP = struct.Struct("=IBBH")
+#: ``struct rtnexthop``: rtnh_len, rtnh_flags, rtnh_hops, rtnh_ifindex.
+_RTNEXTHOP = struct.Struct("=HBBi")
+
 NLMSGERR_ATTR_MSG = _expect(_ERR, "NLMSGERR_ATTR_MSG", ("asciiz",))
 NLMSGERR_ATTR_OFFS = _expect(_ERR, "NLMSGERR_ATTR_OFFS", ("uint32",))
 
@@ -130,12 +173,14 @@ _RTMSG_FORMAT = _fields_format(rtmsg)  # family .. type, flags
 _FIBMSG_FORMAT = _fields_format(fibmsg)
 _IFINFMSG_FORMAT = _fields_format(ifinfmsg)
 _IFADDRMSG_FORMAT = _fields_format(ifaddrmsg)  # family, prefixlen, flags, scope, index
+_NHMSG_FORMAT = _fields_format(_nhmsg)
 _NLMSGERR_FORMAT = _fields_format(nlmsgerr)  # the int error
 
 _RTMSG = struct.Struct("=" + _RTMSG_FORMAT)
 _FIBMSG = struct.Struct("=" + _FIBMSG_FORMAT)
 _IFINFMSG = struct.Struct("=" + _IFINFMSG_FORMAT)
 _IFADDRMSG = struct.Struct("=" + _IFADDRMSG_FORMAT)
+_NHMSG = struct.Struct("=" + _NHMSG_FORMAT)
 _ERROR_CODE = struct.Struct("=" + _NLMSGERR_FORMAT)
 _U32 = struct.Struct("=I")
 _U16 = struct.Struct("=H")
@@ -220,9 +265,67 @@ def _encode_route(fmt: list[str], values: list[Any], m: RouteMessage) -> None:
         values += (4 + 8 * len(m.metrics), RTA_METRICS)
         for kind, value in m.metrics:
             values += (8, kind, value)
+    if m.multipath is not None:
+        _add_raw(fmt, values, ((RTA_MULTIPATH, pack_multipath(m.multipath)),))
     if m.table_id is not None:
         fmt.append(_U32_ATTR)
         values += (8, RTA_TABLE, m.table_id)
+    if m.nexthop_id is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, RTA_NH_ID, m.nexthop_id)
+    if m.other:
+        _add_raw(fmt, values, m.other)
+
+
+def pack_multipath(hops: Iterable[MultipathHop]) -> bytes:
+    """The value of an RTA_MULTIPATH attribute: one ``struct rtnexthop`` per hop, each
+    followed by its RTA_GATEWAY and then its other attributes (``rtnh_len`` covers both).
+    """
+    parts: list[bytes] = []
+    for hop in hops:
+        fmt: list[str] = ["HBBi"]
+        values: list[Any] = [0, hop.flags, hop.hops, hop.ifindex]
+        if hop.gateway is not None:
+            _add_address(fmt, values, RTA_GATEWAY, hop.gateway)
+        if hop.other:
+            _add_raw(fmt, values, hop.other)
+        parts.append(_pack(fmt, values))
+    return b"".join(parts)
+
+
+def _encode_nexthop(fmt: list[str], values: list[Any], m: NexthopMessage) -> None:
+    fmt.append(_NHMSG_FORMAT)
+    values += (m.family, m.scope, m.protocol, 0, m.flags)
+    if m.id is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, NHA_ID, m.id)
+    if m.group:
+        fmt.append("HH" + "IBBH" * len(m.group))
+        values += (4 + _NEXTHOP_GRP.size * len(m.group), NHA_GROUP)
+        for member, weight in m.group:
+            if not 1 <= weight <= 65536:
+                raise ValueError(f"nexthop group weight {weight} is outside 1..65536")
+            values += (member, (weight - 1) & 0xFF, (weight - 1) >> 8, 0)
+    if m.group_type is not None:
+        fmt.append("HHH2x")
+        values += (6, NHA_GROUP_TYPE, m.group_type)
+    if m.blackhole:
+        fmt.append("HH")
+        values += (4, NHA_BLACKHOLE)
+    if m.oif is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, NHA_OIF, m.oif)
+    if m.gateway is not None:
+        _add_address(fmt, values, NHA_GATEWAY, m.gateway)
+    if m.dump_groups:
+        fmt.append("HH")
+        values += (4, NHA_GROUPS)
+    if m.dump_master is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, NHA_MASTER, m.dump_master)
+    if m.fdb:
+        fmt.append("HH")
+        values += (4, NHA_FDB)
     if m.other:
         _add_raw(fmt, values, m.other)
 
@@ -413,6 +516,7 @@ _BODY_ENCODERS: dict[type, Callable[[list[str], list[Any], Any], None]] = {
     RuleMessage: _encode_rule,
     LinkMessage: _encode_link,
     AddressMessage: _encode_address,
+    NexthopMessage: _encode_nexthop,
     ErrorMessage: _encode_error,
     DoneMessage: _encode_done,
     bytes: _encode_bytes,
@@ -514,10 +618,74 @@ def _decode_route(payload: memoryview) -> RouteMessage:
             fields["metrics"] = tuple(
                 (kind & NLA_TYPE_MASK, _u32(v, "RTA_METRICS")) for kind, v in iter_attributes(value)
             )
+        elif number == RTA_MULTIPATH:
+            fields["multipath"] = _decode_multipath(value)
+        elif number == RTA_NH_ID:
+            fields["nexthop_id"] = _u32(value, "RTA_NH_ID")
         else:
             other.append((nla_type, bytes(value)))
     fields["other"] = tuple(other)
     return RouteMessage(*header, **fields)
+
+
+def _decode_multipath(value: memoryview) -> tuple[MultipathHop, ...]:
+    hops: list[MultipathHop] = []
+    offset = 0
+    end = len(value)
+    while offset < end:
+        if end - offset < _RTNEXTHOP.size:
+            raise DecodeError(f"RTA_MULTIPATH: truncated rtnexthop at byte {offset}")
+        length, flags, count, ifindex = _RTNEXTHOP.unpack_from(value, offset)
+        if length < _RTNEXTHOP.size or offset + length > end:
+            raise DecodeError(f"RTA_MULTIPATH: rtnh_len {length} at byte {offset} does not fit")
+        gateway: Address | None = None
+        other: list[tuple[int, bytes]] = []
+        for nla_type, attribute in iter_attributes(
+            value[offset + _RTNEXTHOP.size : offset + length]
+        ):
+            if nla_type & NLA_TYPE_MASK == RTA_GATEWAY:
+                gateway = _address(attribute, "RTA_MULTIPATH gateway")
+            else:
+                other.append((nla_type, bytes(attribute)))
+        hops.append(MultipathHop(ifindex, gateway, count, flags, tuple(other)))
+        offset += align(length)
+    return tuple(hops)
+
+
+def _decode_nexthop(payload: memoryview) -> NexthopMessage:
+    family, scope, protocol, _, flags = _fixed(payload, _NHMSG, "nhmsg")
+    fields: dict[str, Any] = {}
+    other: list[tuple[int, bytes]] = []
+    for nla_type, value in iter_attributes(payload, _NHMSG.size):
+        number = nla_type & NLA_TYPE_MASK
+        if number == NHA_ID:
+            fields["id"] = _u32(value, "NHA_ID")
+        elif number == NHA_GROUP:
+            if len(value) % _NEXTHOP_GRP.size:
+                raise DecodeError(f"NHA_GROUP: {len(value)} bytes is not a whole number of members")
+            fields["group"] = tuple(
+                (member, (high << 8 | low) + 1)
+                for member, low, high, _ in _NEXTHOP_GRP.iter_unpack(value)
+            )
+        elif number == NHA_GROUP_TYPE:
+            if len(value) < 2:
+                raise DecodeError(f"NHA_GROUP_TYPE: {len(value)} bytes")
+            fields["group_type"] = _U16.unpack_from(value)[0]
+        elif number == NHA_BLACKHOLE:
+            fields["blackhole"] = True
+        elif number == NHA_OIF:
+            fields["oif"] = _u32(value, "NHA_OIF")
+        elif number == NHA_GATEWAY:
+            fields["gateway"] = _address(value, "NHA_GATEWAY")
+        elif number == NHA_GROUPS:
+            fields["dump_groups"] = True
+        elif number == NHA_MASTER:
+            fields["dump_master"] = _u32(value, "NHA_MASTER")
+        elif number == NHA_FDB:
+            fields["fdb"] = True
+        else:
+            other.append((nla_type, bytes(value)))
+    return NexthopMessage(family, scope, protocol, flags, other=tuple(other), **fields)
 
 
 def _all_u32_metrics(value: memoryview) -> bool:
@@ -654,6 +822,7 @@ _ROUTE_TYPES = frozenset((RTM.NEWROUTE, RTM.DELROUTE, RTM.GETROUTE))
 _RULE_TYPES = frozenset((RTM.NEWRULE, RTM.DELRULE, RTM.GETRULE))
 _LINK_TYPES = frozenset((RTM.NEWLINK, RTM.DELLINK, RTM.GETLINK))
 _ADDRESS_TYPES = frozenset((RTM.NEWADDR, RTM.DELADDR, RTM.GETADDR))
+_NEXTHOP_TYPES = frozenset((RTM.NEWNEXTHOP, RTM.DELNEXTHOP, RTM.GETNEXTHOP))
 
 
 def decode_body(msg_type: int, flags: int, payload: memoryview) -> Body:
@@ -667,6 +836,8 @@ def decode_body(msg_type: int, flags: int, payload: memoryview) -> Body:
             return _decode_link(payload)
         if msg_type in _ADDRESS_TYPES:
             return _decode_address(payload)
+        if msg_type in _NEXTHOP_TYPES:
+            return _decode_nexthop(payload)
         if msg_type == NLMSG.ERROR:
             return decode_error_payload(payload, flags)
         if msg_type == NLMSG.DONE:

@@ -22,6 +22,8 @@ __all__ = [
     "ErrorMessage",
     "LinkMessage",
     "Message",
+    "MultipathHop",
+    "NexthopMessage",
     "RawAttributes",
     "RouteMessage",
     "RuleMessage",
@@ -31,6 +33,26 @@ __all__ = [
 Address = IPv4Address | IPv6Address
 #: Attributes kept undecoded: ``(nla_type including flag bits, value bytes)``.
 RawAttributes = tuple[tuple[int, bytes], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MultipathHop:
+    """One ``struct rtnexthop`` of an RTA_MULTIPATH attribute, with its attributes.
+
+    ``hops`` is the wire field ``rtnh_hops``: the weight minus one (iproute2's
+    ``weight``); :attr:`weight` gives the weight.  ``flags`` are ``RTNH_F_*``.
+    """
+
+    ifindex: int = 0
+    gateway: Address | None = None
+    hops: int = 0
+    flags: int = 0
+    other: RawAttributes = ()
+
+    @property
+    def weight(self) -> int:
+        """The hop's weight, 1..256 (``rtnh_hops + 1``)."""
+        return self.hops + 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +81,9 @@ class RouteMessage:
     priority: int | None = None
     prefsrc: Address | None = None
     metrics: tuple[tuple[int, int], ...] = ()
+    multipath: tuple[MultipathHop, ...] | None = None
     table_id: int | None = None
+    nexthop_id: int | None = None
     other: RawAttributes = ()
 
     @property
@@ -153,6 +177,35 @@ class AddressMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class NexthopMessage:
+    """``struct nhmsg`` and its attributes (RTM_NEWNEXTHOP / RTM_DELNEXTHOP /
+    RTM_GETNEXTHOP; ``linux/nexthop.h``, Linux 5.3+).  pyroute2 has no such message.
+
+    A nexthop object is either single (``oif`` and/or ``gateway``, or ``blackhole``)
+    or a group: ``group`` holds ``(member id, weight)`` pairs, weight 1..65536 (the wire
+    field ``nexthop_grp.weight`` is the weight minus one; its high byte ``weight_high``
+    exists since Linux 6.12).  ``group_type`` is NHA_GROUP_TYPE (0: multipath, 1:
+    resilient).  ``dump_groups``/``dump_master``/``dump_fdb`` are the dump filters
+    NHA_GROUPS, NHA_MASTER and NHA_FDB (flags; NHA_MASTER carries an ifindex).
+    """
+
+    family: int = 0
+    scope: int = 0
+    protocol: int = 0
+    flags: int = 0
+    id: int | None = None
+    group: tuple[tuple[int, int], ...] = ()
+    group_type: int | None = None
+    blackhole: bool = False
+    oif: int | None = None
+    gateway: Address | None = None
+    dump_groups: bool = False
+    dump_master: int | None = None
+    fdb: bool = False
+    other: RawAttributes = ()
+
+
+@dataclass(frozen=True, slots=True)
 class ErrorMessage:
     """``NLMSG_ERROR``: an ack (``error == 0``) or an error reply (``error`` = -errno).
 
@@ -181,7 +234,14 @@ class DoneMessage:
 
 
 Body = (
-    RouteMessage | RuleMessage | LinkMessage | AddressMessage | ErrorMessage | DoneMessage | bytes
+    RouteMessage
+    | RuleMessage
+    | LinkMessage
+    | AddressMessage
+    | NexthopMessage
+    | ErrorMessage
+    | DoneMessage
+    | bytes
 )
 
 

@@ -36,6 +36,7 @@ from asyncroute.messages import (
     ErrorMessage,
     LinkMessage,
     Message,
+    MultipathHop,
     RawAttributes,
     RouteMessage,
     RuleMessage,
@@ -49,7 +50,7 @@ PROPERTY = settings(
 # Attribute numbers, written out here (not imported from the codec) so that a wrong
 # number in the codec cannot agree with itself.  linux/rtnetlink.h, linux/fib_rules.h.
 RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY = 1, 2, 3, 4, 5
-RTA_PRIORITY, RTA_PREFSRC, RTA_METRICS, RTA_TABLE = 6, 7, 8, 15
+RTA_PRIORITY, RTA_PREFSRC, RTA_METRICS, RTA_MULTIPATH, RTA_TABLE, RTA_NH_ID = 6, 7, 8, 9, 15, 30
 FRA_DST, FRA_SRC, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK, FRA_PROTOCOL = (
     1, 2, 6, 10, 15, 16, 21
 )  # fmt: skip
@@ -159,6 +160,22 @@ metrics = st.just(()) | _mtu_and_more()
 
 
 @st.composite
+def multipath_hops(draw: st.DrawFn, family: int) -> tuple[MultipathHop, ...] | None:
+    """None, or 1..4 rtnexthops, each with or without a gateway of the route's family."""
+    if draw(st.booleans()):
+        return None
+    return tuple(
+        MultipathHop(
+            ifindex=draw(st.integers(0, 2**31 - 1)),
+            gateway=draw(ADDRESSES[family]),
+            hops=draw(u8),
+            flags=draw(u8),
+        )
+        for _ in range(draw(st.integers(1, 4)))
+    )
+
+
+@st.composite
 def route_bodies(draw: st.DrawFn) -> RouteMessage:
     family = draw(families)
     address = ADDRESSES[family]
@@ -181,6 +198,7 @@ def route_bodies(draw: st.DrawFn) -> RouteMessage:
         priority=draw(optional_u32),
         prefsrc=draw(address),
         metrics=draw(metrics),
+        multipath=draw(multipath_hops(family)),
         table_id=draw(optional_table_ids),
     )
 
@@ -218,6 +236,17 @@ def pyroute2_route(header: Header, body: RouteMessage) -> bytes:
     if body.metrics:
         nest = [(RTAX_NAMES[kind], value) for kind, value in body.metrics]
         attrs.append(("RTA_METRICS", {"attrs": nest}))
+    if body.multipath is not None:
+        hops = [
+            {
+                "oif": hop.ifindex,
+                "hops": hop.hops,
+                "flags": hop.flags,
+                "attrs": [] if hop.gateway is None else [("RTA_GATEWAY", str(hop.gateway))],
+            }
+            for hop in body.multipath
+        ]
+        attrs.append(("RTA_MULTIPATH", hops))
     if body.table_id is not None:
         attrs.append(("RTA_TABLE", body.table_id))
     m["attrs"] = attrs
@@ -321,7 +350,8 @@ def raw_attributes(exclude: set[int], max_size: int = 2) -> st.SearchStrategy[Ra
 
 
 ROUTE_OTHER = raw_attributes({RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY,
-                              RTA_PREFSRC, RTA_METRICS, RTA_TABLE})  # fmt: skip
+                              RTA_PREFSRC, RTA_METRICS, RTA_MULTIPATH, RTA_TABLE,
+                              RTA_NH_ID})  # fmt: skip
 RULE_OTHER = raw_attributes(
     {FRA_DST, FRA_SRC, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK, FRA_PROTOCOL}
 )
@@ -342,7 +372,8 @@ def route_round_trip_messages(draw: st.DrawFn) -> Message:
     body = draw(_ROUTE_BODIES)
     if draw(st.booleans()):
         body = replace(body, metrics=draw(any_metrics))
-    body = replace(body, other=draw(ROUTE_OTHER))
+    # pyroute2 has no RTA_NH_ID, so it is only round-tripped, not compared.
+    body = replace(body, nexthop_id=draw(optional_u32), other=draw(ROUTE_OTHER))
     return Message(header.type, header.flags, body, header.seq, header.port_id)
 
 
@@ -561,7 +592,7 @@ def attribute_length_offsets(datagram: bytes) -> list[int]:
         if length < 16 or frame + length > len(datagram):
             break
         if msg_type in _FIXED_HEADER:
-            nested = {RTA_METRICS} if msg_type in ROUTE_TYPES else set()
+            nested = {RTA_METRICS, RTA_MULTIPATH} if msg_type in ROUTE_TYPES else set()
             walk(frame + 16 + _FIXED_HEADER[msg_type], frame + length, nested)
         elif msg_type == NLMSG.ERROR and flags & NLM_F.ACK_TLVS:
             echoed = (
