@@ -40,9 +40,12 @@ from .messages import (
     ErrorMessage,
     LinkMessage,
     Message,
+    MultipathHop,
+    NexthopMessage,
     RouteMessage,
     RuleMessage,
 )
+from .multipath import Nexthop
 from .route import MAIN_TABLE, RTN_LOCAL, Route
 from .rule import Rule
 
@@ -73,7 +76,10 @@ __all__ = [
     "KernelError",
     "LinkMessage",
     "Message",
+    "MultipathHop",
     "NetlinkConnection",
+    "Nexthop",
+    "NexthopMessage",
     "NotFoundError",
     "OutcomeUnknown",
     "PermissionDeniedError",

@@ -48,6 +48,7 @@ __all__ = [
     "decode_body",
     "decode_datagram",
     "decode_error_payload",
+    "encode_body",
     "encode_message",
     "encode_messages",
     "pack_multipath",
@@ -547,6 +548,11 @@ def encode_message(
         raise TypeError(f"cannot encode a message body of type {type(body).__name__}") from None
     encoder(fmt, values, body)
     return _pack(fmt, values)
+
+
+def encode_body(body: Body) -> bytes:
+    """The payload :func:`encode_message` writes after the netlink header."""
+    return encode_message(Message(0, 0, body))[HEADER.size :]
 
 
 def encode_messages(messages: Iterable[Message]) -> bytes:

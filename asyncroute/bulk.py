@@ -117,7 +117,15 @@ class _BulkContext:
 
     def _key(self, route: Route) -> tuple[object, ...]:
         if self.delete:
-            return (route._family, route._device, route._table, route._scope, route._type)
+            return (
+                route._family,
+                route._device,
+                route._table,
+                route._scope,
+                route._type,
+                route._hops,
+                route._nh_id,
+            )
         config = self.mtu_config
         return (
             route._family,
@@ -130,6 +138,8 @@ class _BulkContext:
             route._table,
             route._type,
             route._priority,
+            route._hops,
+            route._nh_id,
         )
 
     def body(self, route: Route) -> bytes | KernelError | None:
@@ -148,18 +158,16 @@ class _BulkContext:
     async def resolve(self, route: Route) -> None:
         """Look up the route's device, install its nexthop route (upsert), and make the
         template of routes like it."""
-        name = route._require_device()
-        oif = self.devices.get(name)
-        if oif is None:
-            try:
-                oif = await device_index(self.conn, name)
-            except KernelError as exc:
-                oif = exc
-            self.devices[name] = oif
         key = self._key(route)
-        if isinstance(oif, KernelError):
-            self.templates[key] = _failed(oif)
-            return
+        names = [route._require_device(), *(hop.device for hop in route._hops)]
+        oifs: list[int] = []
+        for name in names:
+            oif = await self._device_index(name) if name else 0
+            if isinstance(oif, KernelError):
+                self.templates[key] = _failed(oif)
+                return
+            oifs.append(oif)
+        oif, hop_oifs = oifs[0], tuple(oifs[1:])
         if self.delete:
             self.templates[key] = _Template(route._delete_body(oif), len(route._dst), None)
             return
@@ -177,7 +185,18 @@ class _BulkContext:
                 self.templates[key] = _failed(state)
                 return
         mtu = _route_mtu(route, self.mtu_config)
-        self.templates[key] = _Template(route._body(oif, mtu), len(route._dst), nexthop)
+        body = route._request_body(oif, hop_oifs, mtu)
+        self.templates[key] = _Template(body, len(route._dst), nexthop)
+
+    async def _device_index(self, name: str) -> int | KernelError:
+        oif = self.devices.get(name)
+        if oif is None:
+            try:
+                oif = await device_index(self.conn, name)
+            except KernelError as exc:
+                oif = exc
+            self.devices[name] = oif
+        return oif
 
     def used_nexthops(self, errors: list[AsyncrouteError | None]) -> set[NexthopKey]:
         """The nexthop routes at least one successful route goes through."""

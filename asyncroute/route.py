@@ -14,9 +14,10 @@ import builtins
 import contextlib
 import errno
 import weakref
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._codec import pack_route_body
+from ._codec import RTAX_MTU, encode_body, pack_route_body
 from ._flight import SingleFlight
 from ._links import device_index
 from ._retry import RetryPolicy
@@ -31,9 +32,10 @@ from ._values import (
     parse_prefix,
 )
 from .connection import DUMP_RETRIES, NetlinkConnection
-from .constants import AF_INET, AF_INET6, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
+from .constants import AF_INET, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
 from .errors import ExistsError, KernelError, NotFoundError
 from .messages import Message, RouteMessage
+from .multipath import Nexthop, nexthop_from_wire
 
 if TYPE_CHECKING:
     from .mtu import Configuration
@@ -65,6 +67,11 @@ class Route:
         proto: rtm_protocol (0: boot).  scope: rtm_scope (0: universe, host for local
         routes).  type: rtm_type (0: unicast).  Each 0..255.
         table: routing table (0: main).  priority: metric.  Each 0..2**32-1.
+        nexthops: ECMP hops (:class:`~asyncroute.Nexthop`), sent as RTA_MULTIPATH; then
+            ``nexthop`` and ``device`` stay unset (each hop has its own).
+        nexthop_id: use the kernel nexthop object (or group) with this id (RTA_NH_ID,
+            Linux 5.3+; see :mod:`asyncroute.nexthop`); then ``nexthop``, ``device`` and
+            ``nexthops`` stay unset.
 
     Addresses and prefixes may be strings or ipaddress objects; the attributes are
     ipaddress objects.  Mixed address families are a ValueError.  Use :meth:`replace`
@@ -81,9 +88,11 @@ class Route:
         "_family",
         "_gateway",
         "_gw",
+        "_hops",
         "_local",
         "_mtu",
         "_network",
+        "_nh_id",
         "_plen",
         "_priority",
         "_proto",
@@ -105,6 +114,8 @@ class Route:
         table: int = 0,
         type: int = 0,
         priority: int = 0,
+        nexthops: Iterable[Nexthop] | None = None,
+        nexthop_id: int = 0,
     ) -> None:
         self._family, self._dst, self._plen, self._network = parse_prefix(prefix, "prefix")
         if nexthop is None:
@@ -143,6 +154,32 @@ class Route:
         self._table = table
         self._type = type
         self._priority = priority
+        self._hops: tuple[Nexthop, ...] = ()
+        self._nh_id = 0
+        if nexthops is not None or nexthop_id:
+            self._check_nexthops(nexthops, nexthop_id)
+
+    def _check_nexthops(self, nexthops: Iterable[Nexthop] | None, nexthop_id: int) -> None:
+        # The kernel refuses a route that names its nexthop two ways ("Nexthop
+        # specification and nexthop id are mutually exclusive"; RTA_OIF must match the
+        # first hop of RTA_MULTIPATH): one way only, checked here.
+        check_uint(nexthop_id, "nexthop_id", U32_MAX)
+        hops = () if nexthops is None else tuple(nexthops)
+        for hop in hops:
+            if not isinstance(hop, Nexthop):
+                raise ValueError(f"nexthops: {hop!r} is not a Nexthop")
+            if hop.gateway is not None and hop.gateway.version != self.prefix.version:
+                self._mixed("nexthops", hop.gateway)
+        if nexthops is not None and not hops:
+            raise ValueError("nexthops: give at least one Nexthop, or None")
+        if hops and nexthop_id:
+            raise ValueError("nexthop_id: a route uses either nexthops or a nexthop_id")
+        for field, value in (("nexthop", self._gateway), ("device", self._device)):
+            if value:
+                via = "nexthops" if hops else "nexthop_id"
+                raise ValueError(f"{field}: a route with {via} has no {field} of its own")
+        self._hops = hops
+        self._nh_id = nexthop_id
 
     def _mixed(self, field: str, address: IPAddress) -> None:
         version = 4 if self._family == AF_INET else 6
@@ -205,6 +242,16 @@ class Route:
         """Metric (0: none)."""
         return self._priority
 
+    @property
+    def nexthops(self) -> tuple[Nexthop, ...]:
+        """ECMP hops (RTA_MULTIPATH); empty for a single-path route."""
+        return self._hops
+
+    @property
+    def nexthop_id(self) -> int:
+        """The kernel nexthop object this route uses (RTA_NH_ID); 0 for none."""
+        return self._nh_id
+
     def _key(self) -> tuple[object, ...]:
         return (
             self._family,
@@ -219,6 +266,8 @@ class Route:
             self._table,
             self._type,
             self._priority,
+            self._hops,
+            self._nh_id,
         )
 
     def __eq__(self, other: object) -> bool:
@@ -235,7 +284,10 @@ class Route:
             f"Route(prefix={self.prefix!r}, nexthop={self._gateway!r}, local={self._local!r}, "
             f"device={self._device!r}, mtu={self._mtu!r}, proto={self._proto!r}, "
             f"scope={self._scope!r}, table={self._table!r}, type={self._type!r}, "
-            f"priority={self._priority!r})"
+            f"priority={self._priority!r}"
+            + (f", nexthops={list(self._hops)!r}" if self._hops else "")
+            + (f", nexthop_id={self._nh_id!r}" if self._nh_id else "")
+            + ")"
         )
 
     def replace(self, **changes: Any) -> Route:
@@ -251,6 +303,8 @@ class Route:
             "table": self._table,
             "type": self._type,
             "priority": self._priority,
+            "nexthops": self._hops or None,
+            "nexthop_id": self._nh_id,
         }
         unknown = changes.keys() - fields.keys()
         if unknown:
@@ -305,7 +359,7 @@ class Route:
         ``ip`` would choose) and ``proto P``.  ``dev`` defaults to :attr:`device`.
         """
         device = self.device if dev is None else check_device(dev, "dev")
-        if not device:
+        if not device and not self._hops and not self._nh_id:
             raise ValueError(f"dev: route {self.prefix} has no device; pass dev")
         argv = ["ip"]
         if self.prefix.version == 6:
@@ -320,7 +374,10 @@ class Route:
             argv += ["via", str(self.nexthop)]
         if self.mtu:
             argv += ["mtu", str(self.mtu)]
-        argv += ["dev", device]
+        if self._nh_id:
+            argv += ["nhid", str(self._nh_id)]
+        elif not self._hops:
+            argv += ["dev", device]
         if self.table_id != MAIN_TABLE or self.type in _IP_LOCAL_TABLE_TYPES:
             argv += ["table", "main" if self.table_id == MAIN_TABLE else str(self.table_id)]
         if self.local is not None:
@@ -329,6 +386,8 @@ class Route:
             argv += ["scope", _SCOPE_NAMES.get(self.effective_scope, str(self.effective_scope))]
         if self.proto:
             argv += ["proto", str(self.proto)]
+        for hop in self._hops:  # iproute2 reads nexthop specs up to the end of the line
+            argv += hop._ip_tokens()
         return argv
 
     def to_ip_commands(self, dev: str | None = None) -> list[list[str]]:
@@ -348,7 +407,7 @@ class Route:
             return RT_SCOPE.HOST
         if kind in (RTN.BROADCAST, RTN.MULTICAST, RTN.ANYCAST):
             return RT_SCOPE.LINK
-        if kind == RTN.UNICAST and self.nexthop is None:
+        if kind == RTN.UNICAST and self.nexthop is None and not self._hops and not self._nh_id:
             return RT_SCOPE.LINK
         return RT_SCOPE.UNIVERSE
 
@@ -376,10 +435,41 @@ class Route:
             table if table >= 256 else None,
         )
 
+    def _hops_body(self, hop_oifs: Iterable[int], mtu: int) -> bytes:
+        """The RTM_NEWROUTE body of a multipath route (``hop_oifs``: each hop's ifindex,
+        0 for none) or of a route via a nexthop object (``hop_oifs`` empty)."""
+        table = self._table or MAIN_TABLE
+        scope = self._scope
+        if not scope and self._type == RTN_LOCAL:
+            scope = RT_SCOPE.HOST
+        hops = tuple(hop._wire(oif) for hop, oif in zip(self._hops, hop_oifs, strict=True))
+        return encode_body(
+            RouteMessage(
+                family=self._family,
+                dst_len=self._plen,
+                table=table if table < 256 else RT_TABLE.UNSPEC,
+                protocol=self._proto or RTPROT.BOOT,
+                scope=scope,
+                type=self._type or RTN.UNICAST,
+                dst=self.prefix.network_address,
+                priority=self._priority or None,
+                prefsrc=self._local,
+                metrics=((RTAX_MTU, mtu),) if mtu else (),
+                multipath=hops or None,
+                table_id=table if table >= 256 else None,
+                nexthop_id=self._nh_id or None,
+            )
+        )
+
     def _delete_body(self, oif: int) -> bytes:
         """RTM_DELROUTE body: only the identifying fields (cilium#41811: IPv4 delete
         compares whatever metrics are sent).  IPv4 needs the exact scope
-        (``fib_table_delete``), so a local route's implied host scope is sent too."""
+        (``fib_table_delete``), so a local route's implied host scope is sent too.
+
+        A multipath route or a route via a nexthop object is identified without its
+        hops (``oif`` 0: absent): IPv4's ``fib_nh_match`` then matches any nexthops,
+        and IPv6's ``ip6_route_del`` removes every sibling.
+        """
         table = self._table or MAIN_TABLE
         return pack_route_body(
             self._family,
@@ -393,41 +483,81 @@ class Route:
             table_id=table if table >= 256 else None,
         )
 
-    def _matches(self, found: RouteMessage, oif: int) -> bool:
-        """Lookup's match: prefix, device, table, gateway, and scope for IPv4."""
+    def _matches(self, found: RouteMessage, oif: int, hop_oifs: Iterable[int] = ()) -> bool:
+        """Lookup's match: prefix, table, scope for IPv4, and the nexthop: device and
+        gateway, the set of hops (ifindex, gateway, weight), or the nexthop object id."""
         if found.flags & RTM_F.CLONED or found.family != self.family:
             return False
-        if found.dst_len != self._plen or found.oif != oif:
+        if found.dst_len != self._plen:
             return False
         dst = found.dst if found.dst is not None else self.prefix.network_address
         if dst != self.prefix.network_address or found.table_number != self.table_id:
             return False
-        if found.gateway != self._gateway:
+        if self._family == AF_INET and found.scope != self.effective_scope:
             return False
-        return self._family == AF_INET6 or found.scope == self.effective_scope
+        if self._nh_id:
+            return found.nexthop_id == self._nh_id
+        if found.nexthop_id is not None:
+            return False
+        if self._hops:
+            ours = {(o, h.gateway, h.weight) for h, o in zip(self._hops, hop_oifs, strict=True)}
+            theirs = {(h.ifindex, h.gateway, h.weight) for h in found.multipath or ()}
+            return ours == theirs
+        return found.multipath is None and found.oif == oif and found.gateway == self._gateway
 
     def _require_device(self) -> str:
-        if not self._device:
+        if not self._device and not self._hops and not self._nh_id:
             raise ValueError(f"device: route {self.prefix} needs a device")
         return self._device
 
+    async def _resolve(self, conn: NetlinkConnection) -> tuple[int, tuple[int, ...]]:
+        """The route's ifindex (0 for none) and its hops' ifindexes; NotFoundError
+        names a missing device."""
+        device = self._require_device()
+        oif = await device_index(conn, device) if device else 0
+        hop_oifs = [await device_index(conn, h.device) if h.device else 0 for h in self._hops]
+        return oif, tuple(hop_oifs)
 
-def _from_message(found: RouteMessage, device: str) -> Route:
+    def _request_body(self, oif: int, hop_oifs: tuple[int, ...], mtu: int) -> bytes:
+        """The RTM_NEWROUTE body upsert sends, for any kind of nexthop."""
+        if self._hops or self._nh_id:
+            return self._hops_body(hop_oifs, mtu)
+        return self._body(oif, mtu)
+
+
+def _from_message(
+    found: RouteMessage, device: str, hop_devices: Mapping[int, str] | None = None
+) -> Route:
+    """The Route a kernel route message describes.  ``device`` is the name of its
+    RTA_OIF; ``hop_devices`` maps the ifindexes of its RTA_MULTIPATH hops to names.
+
+    A route via a nexthop object keeps only the id: with ``nexthop_compat_mode`` on
+    (the default) the kernel also reports the object's device and gateways, which are
+    the object's, not the route's.
+    """
     dst = found.dst
     prefix = f"{dst}/{found.dst_len}" if dst is not None else (
         f"0.0.0.0/{found.dst_len}" if found.family == AF_INET else f"::/{found.dst_len}"
     )  # fmt: skip
+    nexthop_id = found.nexthop_id or 0
+    hops = None
+    if found.multipath and not nexthop_id:
+        names = hop_devices or {}
+        hops = [nexthop_from_wire(h, names.get(h.ifindex, "")) for h in found.multipath]
+    single = not nexthop_id and hops is None
     return Route(
         prefix=prefix,
-        nexthop=found.gateway,
+        nexthop=found.gateway if single else None,
         local=found.prefsrc,
-        device=device,
+        device=device if single else "",
         mtu=found.mtu or 0,
         proto=found.protocol,
         scope=found.scope,
         table=found.table_number,
         type=found.type,
         priority=found.priority or 0,
+        nexthops=hops,
+        nexthop_id=nexthop_id,
     )
 
 
@@ -454,10 +584,10 @@ async def upsert(
     retry: RetryPolicy = _DEFAULT_RETRY,
 ) -> bool:
     """Install or replace ``route``; see :meth:`asyncroute.Connection.upsert`."""
-    device = route._require_device()
-    oif = await device_index(conn, device)
+    oif, hop_oifs = await route._resolve(conn)
     created_nexthop = route.nexthop is not None and await _install_nexthop(conn, route, oif)
-    request = Message(RTM.NEWROUTE, _REPLACE, route._body(oif, _route_mtu(route, mtu_config)))
+    body = route._request_body(oif, hop_oifs, _route_mtu(route, mtu_config))
+    request = Message(RTM.NEWROUTE, _REPLACE, body)
     try:
         await retry.run(lambda: conn.request(request))
     except KernelError:
@@ -516,14 +646,15 @@ async def _remove_nexthop(conn: NetlinkConnection, route: Route, oif: int) -> No
 
 async def delete(conn: NetlinkConnection, route: Route) -> None:
     """Delete ``route``; see :meth:`asyncroute.Connection.delete`."""
-    oif = await device_index(conn, route._require_device())
+    oif, _ = await route._resolve(conn)
     await conn.request(Message(RTM.DELROUTE, 0, route._delete_body(oif)))
 
 
 async def lookup(conn: NetlinkConnection, route: Route) -> Route:
     """Find ``route`` in the kernel; see :meth:`asyncroute.Connection.lookup`."""
     device = route._require_device()
-    oif = await device_index(conn, device)
+    oif, hop_oifs = await route._resolve(conn)
+    hop_devices = {o: h.device for h, o in zip(route.nexthops, hop_oifs, strict=True)}
     if route.table_id == MAIN_TABLE:
         # One round trip: the FIB entry the kernel's own lookup reaches for the prefix's
         # address (RTM_F_FIB_MATCH).  It is ours only if it is exactly this prefix in
@@ -541,24 +672,31 @@ async def lookup(conn: NetlinkConnection, route: Route) -> Route:
         if (
             reply is not None
             and isinstance(reply.body, RouteMessage)
-            and route._matches(reply.body, oif)
+            and route._matches(reply.body, oif, hop_oifs)
         ):
-            return _from_message(reply.body, device)
+            return _from_message(reply.body, device, hop_devices)
     # A dump the kernel filters by table and device (NETLINK_GET_STRICT_CHK); the
     # prefix is matched here.
     table = route.table_id
     query = RouteMessage(
         family=route.family,
         table=table if table < 256 else RT_TABLE.UNSPEC,
-        oif=oif,
+        oif=oif or None,  # the kernel's dump filter does not look into RTA_MULTIPATH
         table_id=table if table >= 256 else None,
     )
     dump = conn.dump(Message(RTM.GETROUTE, 0, query), retry_interrupted=DUMP_RETRIES)
     async with contextlib.aclosing(dump) as replies:
         async for reply in replies:
             body = reply.body
-            if isinstance(body, RouteMessage) and route._matches(body, oif):
-                return _from_message(body, device)  # the rest of the dump is drained
+            if isinstance(body, RouteMessage) and route._matches(body, oif, hop_oifs):
+                return _from_message(body, device, hop_devices)  # the rest is drained
+    via = (
+        f"dev {device}"
+        if device
+        else f"nhid {route.nexthop_id}"
+        if route.nexthop_id
+        else "multipath"
+    )
     raise NotFoundError(
-        errno.ENOENT, message=f"no route {route.prefix} dev {device} in table {route.table_id}"
+        errno.ENOENT, message=f"no route {route.prefix} {via} in table {route.table_id}"
     )

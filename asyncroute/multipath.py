@@ -1,0 +1,125 @@
+"""One hop of an ECMP route: :class:`Nexthop`, and its RTA_MULTIPATH wire form.
+
+A multipath route (``Route(prefix, nexthops=[Nexthop(...), ...])``) spreads its flows
+over several gateways/devices by weight.  The kernel takes the hops as one
+RTA_MULTIPATH attribute: a ``struct rtnexthop`` per hop (device, ``weight - 1``,
+``RTNH_F_*`` flags) followed by the hop's RTA_GATEWAY.
+
+IPv4 keeps a multipath route as one FIB entry.  IPv6 keeps one entry per hop
+("siblings") but answers a dump with the siblings merged into one RTA_MULTIPATH, and
+NLM_F_REPLACE replaces all siblings at once, so both families look alike through
+asyncroute; a delete without hop details removes every sibling (``ip6_route_del``).
+"""
+
+from __future__ import annotations
+
+from ._values import IPAddress, check_device, parse_address
+from .constants import RTNH_F
+from .messages import MultipathHop
+
+__all__ = ["Nexthop"]
+
+_ONLINK = int(RTNH_F.ONLINK)
+
+
+class Nexthop:
+    """One hop of a multipath route: gateway and/or device, weight, onlink.
+
+    Args:
+        gateway: the hop's gateway (string or ipaddress object); None for a device-only
+            hop.
+        device: the hop's output device name; "" lets the kernel pick it from the
+            gateway (IPv4 only; IPv6 needs a device for each hop).
+        weight: relative share of flows, 1..256 (``ip route … weight W``).
+        onlink: RTNH_F_ONLINK — use the gateway even if no subnet on the device holds it.
+
+    Immutable, hashable, compared by value.  Raises ValueError naming the bad field.
+
+    Example::
+
+        Route("203.0.113.0/24", nexthops=[
+            Nexthop("192.0.2.1", "v0", weight=3),
+            Nexthop("192.0.2.5", "v0"),
+        ], table=100)
+    """
+
+    __slots__ = ("_device", "_gateway", "_onlink", "_weight")
+
+    def __init__(
+        self,
+        gateway: str | IPAddress | None = None,
+        device: str = "",
+        weight: int = 1,
+        onlink: bool = False,
+    ) -> None:
+        self._gateway = None if gateway is None else parse_address(gateway, "gateway")
+        self._device = check_device(device)
+        if type(weight) is not int or not 1 <= weight <= 256:
+            # rtnh_hops is one byte holding weight - 1.
+            raise ValueError(f"weight: {weight!r} is not an integer in 1..256")
+        if type(onlink) is not bool:
+            raise ValueError(f"onlink: {onlink!r} is not a bool")
+        if self._gateway is None and not self._device:
+            raise ValueError("gateway: a hop needs a gateway, a device, or both")
+        self._weight = weight
+        self._onlink = onlink
+
+    @property
+    def gateway(self) -> IPAddress | None:
+        """The hop's gateway, or None."""
+        return self._gateway
+
+    @property
+    def device(self) -> str:
+        """The hop's device name ("" when unset)."""
+        return self._device
+
+    @property
+    def weight(self) -> int:
+        """Relative weight, 1..256."""
+        return self._weight
+
+    @property
+    def onlink(self) -> bool:
+        """True if the gateway is used even when no connected subnet holds it."""
+        return self._onlink
+
+    def _key(self) -> tuple[object, ...]:
+        return (self._gateway, self._device, self._weight, self._onlink)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Nexthop):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (
+            f"Nexthop(gateway={self._gateway!r}, device={self._device!r}, "
+            f"weight={self._weight!r}, onlink={self._onlink!r})"
+        )
+
+    def _wire(self, ifindex: int) -> MultipathHop:
+        """The hop as RTA_MULTIPATH carries it, with its device's ifindex (0: none)."""
+        return MultipathHop(
+            ifindex, self._gateway, self._weight - 1, _ONLINK if self._onlink else 0
+        )
+
+    def _ip_tokens(self) -> list[str]:
+        """``nexthop via GW dev D weight W onlink`` for ``ip route``."""
+        tokens = ["nexthop"]
+        if self._gateway is not None:
+            tokens += ["via", str(self._gateway)]
+        if self._device:
+            tokens += ["dev", self._device]
+        tokens += ["weight", str(self._weight)]
+        if self._onlink:
+            tokens.append("onlink")
+        return tokens
+
+
+def nexthop_from_wire(hop: MultipathHop, device: str) -> Nexthop:
+    """The :class:`Nexthop` of a decoded hop (``device`` is its ifindex's name)."""
+    return Nexthop(hop.gateway, device, hop.weight, bool(hop.flags & _ONLINK))
