@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from . import bulk as _bulk
+from . import listing as _listing
 from . import route as _route
 from . import rule as _rule
 from ._retry import RetryPolicy
@@ -217,6 +218,67 @@ class Connection(NetlinkConnection):
     async def delete_rule_ipv6(self, rule: Rule) -> None:
         """:meth:`delete_rule` for IPv6 rules."""
         await _rule.delete_rule(self, rule, AF_INET6)
+
+    # ------------------------------------------------------------------ listings
+
+    def list_routes(
+        self,
+        family: int | None = None,
+        *,
+        table: int | None = None,
+        protocol: int | None = None,
+        device: str | None = None,
+        type: int | None = None,
+        scope: int | None = None,
+    ) -> AsyncGenerator[Route, None]:
+        """Iterate over the installed routes matching every filter given.
+
+        One dump that the kernel filters by table, protocol, type and device
+        (NETLINK_GET_STRICT_CHK); scope is filtered here.  Filter values are the
+        kernel's (main is 254, boot 3, unicast 1).  Multipath routes come whole, with
+        their :attr:`Route.nexthops`; a route via a nexthop object with its
+        :attr:`Route.nexthop_id`.  See :func:`asyncroute.listing.list_routes`.
+
+        Example::
+
+            async for route in conn.list_routes(AF_INET, table=100, device="v0"):
+                print(route.prefix, route.nexthop)
+        """
+        return _listing.list_routes(
+            self, family, table=table, protocol=protocol, device=device, type=type, scope=scope
+        )
+
+    def list_rules(self, family: int, filter: Rule | None = None) -> AsyncGenerator[Rule, None]:
+        """Iterate over the rules of ``family`` that match ``filter`` (Cilium's
+        ``ListRules``: each non-zero field of the filter must match; the kernel cannot
+        filter rule dumps, so this is done here).
+
+        Example::
+
+            async for rule in conn.list_rules(AF_INET, Rule(table=100)):
+                print(rule)
+        """
+        return _listing.list_rules(self, family, filter)
+
+    async def delete_route_table(self, table: int, family: int | None = None) -> int:
+        """Delete every route of ``table`` (Cilium's ``DeleteRouteTable``); returns how
+        many were deleted.  Keeps going after a failure and raises the first at the end.
+
+        Example::
+
+            await conn.delete_route_table(100, AF_INET)
+        """
+        return await _listing.delete_route_table(self, table, family)
+
+    async def node_device_with_default_route(self, ipv4: bool = True, ipv6: bool = True) -> str:
+        """The device of the main table's default route (lowest metric) for the enabled
+        families (Cilium's ``NodeDeviceWithDefaultRoute``).  NotFoundError if none.
+
+        Example::
+
+            device = await conn.node_device_with_default_route(ipv6=False)
+        """
+        return await _listing.node_device_with_default_route(self, ipv4, ipv6)
 
 
 @asynccontextmanager

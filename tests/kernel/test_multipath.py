@@ -65,6 +65,9 @@ async def test_multipath_round_trip(netns: Namespace, version: int) -> None:
         assert found.nexthops and our_hops(found) == our_hops(route)
         assert found.prefix == route.prefix and found.table_id == TABLE
         assert found.device == "" and found.nexthop is None
+        listed = [r async for r in conn.list_routes(table=TABLE)]
+        assert [our_hops(r) for r in listed] == [our_hops(route)]  # whole, one route
+        assert listed == [found]
 
         # Replace with other weights: still one route (IPv6: all siblings replaced).
         reweighted = multipath_route(version, [4, 3, 2, 1])
