@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 from . import bulk as _bulk
+from . import events as _events
 from . import listing as _listing
 from . import route as _route
 from . import rule as _rule
@@ -218,6 +219,41 @@ class Connection(NetlinkConnection):
     async def delete_rule_ipv6(self, rule: Rule) -> None:
         """:meth:`delete_rule` for IPv6 rules."""
         await _rule.delete_rule(self, rule, AF_INET6)
+
+    # ------------------------------------------------------------------ events
+
+    def subscribe(
+        self,
+        *,
+        routes: bool = True,
+        rules: bool = True,
+        nexthops: bool = True,
+        links: bool = False,
+        rcvbuf: int = _events.DEFAULT_EVENT_RCVBUF,
+        track_nexthops: bool = True,
+    ) -> AbstractAsyncContextManager[_events.EventStream]:
+        """An event stream of route, rule, nexthop and link changes in this
+        connection's namespace, on a socket of its own (see
+        :func:`asyncroute.events.subscribe`).  An overrun is a :class:`Resync` event,
+        never a silent gap; a deleted nexthop object also yields :class:`RouteRemoved`
+        for the routes the kernel silently dropped with it.
+
+        Example::
+
+            async with conn.subscribe(links=True) as events:
+                async for event in events:
+                    if isinstance(event, asyncroute.Resync):
+                        ...  # list again
+        """
+        return _events.subscribe(
+            self.netns,
+            routes=routes,
+            rules=rules,
+            nexthops=nexthops,
+            links=links,
+            rcvbuf=rcvbuf,
+            track_nexthops=track_nexthops,
+        )
 
     # ------------------------------------------------------------------ listings
 

@@ -393,6 +393,9 @@ class NetlinkConnection:
         #: GIL switch interval (seconds) while bulk calls feed the sender thread
         #: (asyncio only; see ``asyncroute._gil``); None leaves the interpreter's alone.
         self.switch_interval: float | None = BULK_SWITCH_INTERVAL
+        #: the namespace :meth:`open` was given (None: the caller's own); event streams
+        #: (:meth:`asyncroute.Connection.subscribe`) open their socket there too
+        self.netns: str | os.PathLike[str] | None = None
         self._core = NetlinkProtocol(
             max_in_flight=max_in_flight,
             # An explicit window is the caller's to size (tests force overruns with it).
@@ -491,6 +494,7 @@ class NetlinkConnection:
         except BaseException:
             sock.close()
             raise
+        connection.netns = netns
         connection._start()
         return connection
 
