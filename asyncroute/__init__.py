@@ -20,7 +20,19 @@ from .client import (
     upsert,
 )
 from .connection import NetlinkConnection, RequestBatch
-from .constants import FR_ACT, NLM_F, NLMSG, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
+from .constants import (
+    AF_INET,
+    AF_INET6,
+    FR_ACT,
+    NLM_F,
+    NLMSG,
+    RT_SCOPE,
+    RT_TABLE,
+    RTM,
+    RTM_F,
+    RTN,
+    RTPROT,
+)
 from .errors import (
     AsyncrouteError,
     BusyError,
@@ -65,6 +77,8 @@ from .route import MAIN_TABLE, RTN_LOCAL, Route
 from .rule import Rule
 
 __all__ = [
+    "AF_INET",
+    "AF_INET6",
     "FR_ACT",
     "MAIN_TABLE",
     "NLMSG",
