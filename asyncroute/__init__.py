@@ -73,6 +73,7 @@ from .messages import (
     RuleMessage,
 )
 from .multipath import Nexthop
+from .nexthop import MAX_GROUP_WEIGHT, NexthopGroup, NexthopObject
 from .route import MAIN_TABLE, RTN_LOCAL, Route
 from .rule import Rule
 
@@ -81,6 +82,7 @@ __all__ = [
     "AF_INET6",
     "FR_ACT",
     "MAIN_TABLE",
+    "MAX_GROUP_WEIGHT",
     "NLMSG",
     "NLM_F",
     "ROUTE_REPLACE_MAX_TRIES",
@@ -114,7 +116,9 @@ __all__ = [
     "NetlinkConnection",
     "Nexthop",
     "NexthopAdded",
+    "NexthopGroup",
     "NexthopMessage",
+    "NexthopObject",
     "NexthopRemoved",
     "NotFoundError",
     "OutcomeUnknown",

@@ -16,12 +16,14 @@ from typing import Any
 from . import bulk as _bulk
 from . import events as _events
 from . import listing as _listing
+from . import nexthop as _nexthop
 from . import route as _route
 from . import rule as _rule
 from ._retry import RetryPolicy
 from .connection import DEFAULT_TIMEOUT, NetlinkConnection
 from .constants import AF_INET, AF_INET6
 from .mtu import Configuration
+from .nexthop import NexthopGroup, NexthopObject
 from .route import Route
 from .rule import Rule
 
@@ -219,6 +221,52 @@ class Connection(NetlinkConnection):
     async def delete_rule_ipv6(self, rule: Rule) -> None:
         """:meth:`delete_rule` for IPv6 rules."""
         await _rule.delete_rule(self, rule, AF_INET6)
+
+    # ------------------------------------------------------------------ nexthop objects
+
+    async def replace_nexthop(self, nexthop: NexthopObject | NexthopGroup) -> None:
+        """Create or replace a kernel nexthop object or group (RTM_NEWNEXTHOP with
+        NLM_F_CREATE|NLM_F_REPLACE); routes use it with ``Route(..., nexthop_id=ID)``.
+
+        Example::
+
+            await conn.replace_nexthop(NexthopObject(1, gateway="192.0.2.1", device="v0"))
+            await conn.replace_nexthop(NexthopGroup(10, [(1, 3), 2]))
+            await conn.upsert(Route("203.0.113.0/24", nexthop_id=10))
+        """
+        await _nexthop.replace_nexthop(self, nexthop)
+
+    async def delete_nexthop(self, id: int) -> None:
+        """Delete nexthop object ``id``.  The kernel also removes it from its groups and
+        silently drops the routes that used it (see :doc:`events`).  NotFoundError if
+        there is none.
+
+        Example::
+
+            await conn.delete_nexthop(10)
+        """
+        await _nexthop.delete_nexthop(self, id)
+
+    async def get_nexthop(self, id: int) -> NexthopObject | NexthopGroup:
+        """The nexthop object or group ``id``; NotFoundError if there is none.
+
+        Example::
+
+            group = await conn.get_nexthop(10)
+        """
+        return await _nexthop.get_nexthop(self, id)
+
+    def list_nexthops(
+        self, *, family: int | None = None, device: str | None = None, groups_only: bool = False
+    ) -> AsyncGenerator[NexthopObject | NexthopGroup, None]:
+        """Iterate over the nexthop objects and groups, filtered by the kernel (a family
+        or a device leaves groups out; ``groups_only`` lists only groups).
+
+        Example::
+
+            ids = [nh.id async for nh in conn.list_nexthops(device="v0")]
+        """
+        return _nexthop.list_nexthops(self, family=family, device=device, groups_only=groups_only)
 
     # ------------------------------------------------------------------ events
 

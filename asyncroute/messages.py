@@ -182,11 +182,12 @@ class NexthopMessage:
     RTM_GETNEXTHOP; ``linux/nexthop.h``, Linux 5.3+).  pyroute2 has no such message.
 
     A nexthop object is either single (``oif`` and/or ``gateway``, or ``blackhole``)
-    or a group: ``group`` holds ``(member id, weight)`` pairs, weight 1..65536 (the wire
-    field ``nexthop_grp.weight`` is the weight minus one; its high byte ``weight_high``
-    exists since Linux 6.12).  ``group_type`` is NHA_GROUP_TYPE (0: multipath, 1:
-    resilient).  ``dump_groups``/``dump_master``/``dump_fdb`` are the dump filters
-    NHA_GROUPS, NHA_MASTER and NHA_FDB (flags; NHA_MASTER carries an ifindex).
+    or a group: ``group`` holds ``(member id, weight)`` pairs, weight 1..65536 on the wire
+    (``nexthop_grp.weight`` is the weight minus one; its high byte ``weight_high``
+    exists since Linux 6.12); the kernel accepts 1..65535 (1..256 before 6.12).
+    ``group_type`` is NHA_GROUP_TYPE (0: multipath, 1: resilient).  ``dump_groups`` and
+    ``dump_master`` are the dump filters NHA_GROUPS and NHA_MASTER (an ifindex);
+    ``fdb`` is NHA_FDB.
     """
 
     family: int = 0
