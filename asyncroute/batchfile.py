@@ -1,0 +1,1182 @@
+"""Route and rule changes from iproute2 batch lines and ``ip -json`` objects.
+
+No I/O: this module turns text into :class:`RouteChange` / :class:`RuleChange` objects,
+each of which knows the exact request iproute2 would send for the same input
+(``iproute_modify()`` in ``ip/iproute.c``, ``iprule_modify()`` in ``ip/iprule.c``), so
+that ``asyncroute apply`` leaves the kernel in the state ``ip -batch`` leaves it in:
+
+- ``route add`` is RTM_NEWROUTE with NLM_F_CREATE|NLM_F_EXCL, ``replace``
+  CREATE|REPLACE, ``change`` REPLACE, ``prepend`` CREATE, ``append`` CREATE|APPEND,
+  ``test`` EXCL, ``del`` RTM_DELROUTE.  Unlike :meth:`asyncroute.Connection.upsert`, no
+  ``NH dev X scope link`` route is installed first.
+- Header defaults are iproute2's: table main (local for the types local, broadcast,
+  nat and anycast), protocol boot, type unicast and scope universe for changes; for a
+  delete, protocol and type 0 ("any") and scope nowhere ("any") unless given.  IPv4
+  unicast routes without a gateway get scope link; IPv6 routes always scope universe.
+- Only what the line says is sent (gateway, metric, preferred source, MTU), so a
+  delete matches exactly what ``ip route del`` matches.
+- Keywords are matched the way ``ip`` matches them (``matches()``: any prefix of the
+  keyword, tried in ``ip``'s order), numbers are parsed like C ``strtoul(s, 0)``
+  (``0x`` hex, leading ``0`` octal), names come from iproute2's tables and
+  ``/etc/iproute2/rt_tables``, ``rt_protos`` and ``rt_scopes``.
+
+Keywords ``ip`` knows but asyncroute cannot send (``onlink``, ``nexthop``, ``encap``,
+``from``, ``tos`` on routes, metrics other than ``mtu`` …) are a :class:`ParseError`
+naming the keyword, never silently dropped.
+
+Extensions over ``ip -batch``: a line may start with ``-4`` or ``-6`` (``ip`` 6.1
+rejects that with 'Object "-6" is unknown'), and a rule takes its family from its
+``from``/``to`` prefix (``ip rule add from 2001:db8::/32`` without ``-6`` is an error
+in ``ip``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ._codec import pack_route_body
+from .constants import AF_INET, AF_INET6, AF_UNSPEC, FR_ACT, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTN
+from .constants import RTPROT as _RTPROT
+from .messages import RuleMessage
+
+__all__ = [
+    "Change",
+    "ParseError",
+    "RouteChange",
+    "RuleChange",
+    "change_from_json",
+    "iter_batch_lines",
+    "iter_json",
+    "join_line",
+    "looks_like_json",
+    "matches",
+    "parse_address",
+    "parse_command",
+    "parse_prefix",
+    "parse_route",
+    "parse_rule",
+    "protocol_name",
+    "protocol_number",
+    "route_from_json",
+    "rule_from_json",
+    "scope_name",
+    "scope_number",
+    "split_args",
+    "strtoul",
+    "table_name",
+    "table_number",
+    "type_name",
+    "type_number",
+]
+
+#: The largest value of a 32-bit field (table ids, metrics, marks).
+U32_MAX = 2**32 - 1
+_MAX_PLEN = {AF_INET: 32, AF_INET6: 128}
+_ADDRESS_SIZE = {AF_INET: 4, AF_INET6: 16}
+
+
+class ParseError(ValueError):
+    """A command that cannot be turned into a request; the message says why."""
+
+
+# ------------------------------------------------------------------ ip's little helpers
+
+
+def matches(word: str, keyword: str) -> bool:
+    """iproute2's ``matches()``: ``word`` is a non-empty prefix of ``keyword``."""
+    return bool(word) and keyword.startswith(word)
+
+
+def strtoul(text: str, what: str, maximum: int = U32_MAX) -> int:
+    """A number as iproute2's ``get_unsigned(…, 0)`` reads it: C ``strtoul`` with base 0
+    (``0x…`` hex, ``0…`` octal, else decimal), at most ``maximum``."""
+    digits, base = text, 10
+    if text[:2] in ("0x", "0X"):
+        digits, base = text[2:], 16
+    elif len(text) > 1 and text[0] == "0":
+        digits, base = text[1:], 8
+    if not digits or not digits.isascii() or not digits.isalnum():
+        raise ParseError(f'invalid {what} "{text}"')
+    try:
+        value = int(digits, base)
+    except ValueError:
+        raise ParseError(f'invalid {what} "{text}"') from None
+    if value > maximum:
+        raise ParseError(f'invalid {what} "{text}" (at most {maximum})')
+    return value
+
+
+# iproute2's built-in names (lib/rt_names.c); files under /etc/iproute2 add more.
+_BUILTIN_TABLES = {"unspec": 0, "default": 253, "main": 254, "local": 255}
+_BUILTIN_PROTOCOLS = {
+    "unspec": 0,
+    "redirect": 1,
+    "kernel": 2,
+    "boot": 3,
+    "static": 4,
+    "gated": 8,
+    "ra": 9,
+    "mrt": 10,
+    "zebra": 11,
+    "bird": 12,
+    "dnrouted": 13,
+    "xorp": 14,
+    "ntk": 15,
+    "dhcp": 16,
+    "keepalived": 18,
+    "babel": 42,
+    "openr": 99,
+    "bgp": 186,
+    "isis": 187,
+    "ospf": 188,
+    "rip": 189,
+    "eigrp": 192,
+}
+_BUILTIN_SCOPES = {
+    "global": 0,
+    "universe": 0,
+    "site": 200,
+    "link": 253,
+    "host": 254,
+    "nowhere": 255,
+}
+_TYPE_NAMES: dict[int, str] = {
+    RTN.UNSPEC: "unspec",
+    RTN.UNICAST: "unicast",
+    RTN.LOCAL: "local",
+    RTN.BROADCAST: "broadcast",
+    RTN.ANYCAST: "anycast",
+    RTN.MULTICAST: "multicast",
+    RTN.BLACKHOLE: "blackhole",
+    RTN.UNREACHABLE: "unreachable",
+    RTN.PROHIBIT: "prohibit",
+    RTN.THROW: "throw",
+    RTN.NAT: "nat",
+    RTN.XRESOLVE: "xresolve",
+}
+_CONFIG_DIRS = ("/etc/iproute2", "/usr/share/iproute2", "/usr/lib/iproute2")
+_name_cache: dict[str, dict[str, int]] = {}
+
+
+def _read_names(filename: str, builtin: Mapping[str, int], maximum: int) -> dict[str, int]:
+    """``name → number`` from iproute2's config files (``NUMBER NAME`` lines), over the
+    built-in names; read once per process."""
+    cached = _name_cache.get(filename)
+    if cached is not None:
+        return cached
+    names = dict(builtin)
+    paths = []
+    for directory in _CONFIG_DIRS:
+        paths.append(os.path.join(directory, filename))
+        extra = os.path.join(directory, f"{filename}.d")
+        if os.path.isdir(extra):
+            paths += sorted(
+                os.path.join(extra, name) for name in os.listdir(extra) if name.endswith(".conf")
+            )
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8", errors="replace") as file:
+                lines = file.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split("#", 1)[0].split()
+            if len(fields) >= 2:
+                try:
+                    number = strtoul(fields[0], filename, maximum)
+                except ParseError:
+                    continue
+                names.setdefault(fields[1], number)
+    _name_cache[filename] = names
+    return names
+
+
+def table_number(text: str) -> int:
+    """A routing table id from ``main``, ``local``, ``default``, a name in
+    ``rt_tables``, or a number."""
+    known = _BUILTIN_TABLES.get(text)
+    if known is not None:
+        return known
+    names = _read_names("rt_tables", _BUILTIN_TABLES, U32_MAX)
+    if text in names:
+        return names[text]
+    return strtoul(text, "table id", U32_MAX)
+
+
+def protocol_number(text: str) -> int:
+    """A route protocol from its name (``boot``, ``static``, ``kernel``, ``bgp`` …,
+    ``rt_protos``) or a number 0..255."""
+    known = _BUILTIN_PROTOCOLS.get(text)
+    if known is not None:
+        return known
+    names = _read_names("rt_protos", _BUILTIN_PROTOCOLS, 255)
+    if text in names:
+        return names[text]
+    return strtoul(text, "protocol", 255)
+
+
+def scope_number(text: str) -> int:
+    """A route scope from its name (``global``, ``link``, ``host`` …, ``rt_scopes``) or
+    a number 0..255."""
+    known = _BUILTIN_SCOPES.get(text)
+    if known is not None:
+        return known
+    names = _read_names("rt_scopes", _BUILTIN_SCOPES, 255)
+    if text in names:
+        return names[text]
+    return strtoul(text, "scope", 255)
+
+
+def type_number(text: str) -> int | None:
+    """A route type as ``rtnl_rtntype_a2n()`` reads it, or None if ``text`` is none."""
+    if text in ("local", "nat", "throw"):
+        return int({"local": RTN.LOCAL, "nat": RTN.NAT, "throw": RTN.THROW}[text])
+    if text == "brd" or matches(text, "broadcast"):
+        return int(RTN.BROADCAST)
+    for kind in ("anycast", "multicast", "prohibit", "unreachable", "blackhole", "xresolve"):
+        if matches(text, kind):
+            return int(RTN[kind.upper()])
+    if matches(text, "unicast"):
+        return int(RTN.UNICAST)
+    try:
+        return strtoul(text, "type", 255)
+    except ParseError:
+        return None
+
+
+def _reverse(names: Mapping[str, int], number: int, preferred: Sequence[str] = ()) -> str:
+    for name in preferred:
+        if names.get(name) == number:
+            return name
+    for name, value in names.items():
+        if value == number:
+            return name
+    return str(number)
+
+
+def table_name(number: int) -> str:
+    """``main``, ``local``, ``default`` or the number (iproute2's spelling)."""
+    if number in (253, 254, 255):
+        return {253: "default", 254: "main", 255: "local"}[number]
+    return str(number)
+
+
+def protocol_name(number: int) -> str:
+    """iproute2's name of a route protocol, or the number."""
+    return _reverse(_BUILTIN_PROTOCOLS, number)
+
+
+def scope_name(number: int) -> str:
+    """iproute2's name of a scope (``global`` for 0), or the number."""
+    return _reverse(_BUILTIN_SCOPES, number, ("global",))
+
+
+def type_name(number: int) -> str:
+    """iproute2's name of a route type, or the number."""
+    return _TYPE_NAMES.get(number, str(number))
+
+
+# ------------------------------------------------------------------ addresses
+
+
+def _ipv4(text: str) -> bytes | None:
+    """iproute2's ``get_addr_ipv4()``: up to four ``strtoul(…, 0)`` parts, each ≤ 255,
+    missing parts zero (``10`` is 10.0.0.0, ``0x0b.010.1`` 11.8.1.0)."""
+    parts = text.split(".")
+    if len(parts) > 4:
+        return None
+    octets = bytearray(4)
+    for index, part in enumerate(parts):
+        try:
+            octets[index] = strtoul(part, "address", 255)
+        except ParseError:
+            return None
+    return bytes(octets)
+
+
+def parse_address(text: str, family: int, what: str) -> tuple[int, bytes]:
+    """``(family, packed)`` of an address as ``get_addr()`` reads it in ``family``
+    (AF_UNSPEC: either)."""
+    if ":" in text:
+        if family not in (AF_UNSPEC, AF_INET6):
+            raise ParseError(f'{what}: an IPv4 address is expected rather than "{text}"')
+        try:
+            return AF_INET6, socket.inet_pton(socket.AF_INET6, text)
+        except OSError:
+            raise ParseError(f'{what}: invalid IPv6 address "{text}"') from None
+    if family not in (AF_UNSPEC, AF_INET):
+        raise ParseError(f'{what}: an IPv6 address is expected rather than "{text}"')
+    packed = _ipv4(text)
+    if packed is None:
+        raise ParseError(f'{what}: invalid address "{text}"')
+    return AF_INET, packed
+
+
+def _prefix_length(text: str, family: int, what: str) -> int:
+    maximum = _MAX_PLEN[family]
+    if family == AF_INET and "." in text:
+        # A dotted netmask (get_netmask): it must be contiguous ones.
+        mask = _ipv4(text)
+        if mask is not None:
+            value = int.from_bytes(mask, "big")
+            length = bin(value).count("1")
+            if value == (U32_MAX << (32 - length)) & U32_MAX:
+                return length
+        raise ParseError(f'{what}: invalid netmask "{text}"')
+    return strtoul(text, "prefix length", maximum)
+
+
+def parse_prefix(text: str, family: int, what: str) -> tuple[int, bytes, int]:
+    """``(family, packed, prefix length)`` as ``get_prefix()`` reads a prefix:
+    ``default``/``any``/``all`` (family ``family``, length 0), ``ADDR`` (a host
+    route) or ``ADDR/LEN`` (host bits are left for the kernel to judge)."""
+    if text in ("default", "any", "all"):
+        return family, b"", 0
+    address, slash, length = text.partition("/")
+    family, packed = parse_address(address, family, what)
+    plen = _prefix_length(length, family, what) if slash else _MAX_PLEN[family]
+    return family, packed, plen
+
+
+def _family_word(text: str) -> int | None:
+    return {"inet": AF_INET, "inet6": AF_INET6, "ipv4": AF_INET, "ipv6": AF_INET6}.get(text)
+
+
+def _address_text(family: int, packed: bytes) -> str:
+    return socket.inet_ntop(family, packed)
+
+
+# ------------------------------------------------------------------ route changes
+
+#: ``ip route`` verbs in ``do_iproute()``'s order: (name, message type, flags).
+_ROUTE_VERBS: tuple[tuple[str, int, int], ...] = (
+    ("add", RTM.NEWROUTE, NLM_F.CREATE | NLM_F.EXCL),
+    ("change", RTM.NEWROUTE, NLM_F.REPLACE),
+    ("replace", RTM.NEWROUTE, NLM_F.CREATE | NLM_F.REPLACE),
+    ("prepend", RTM.NEWROUTE, NLM_F.CREATE),
+    ("append", RTM.NEWROUTE, NLM_F.CREATE | NLM_F.APPEND),
+    ("test", RTM.NEWROUTE, NLM_F.EXCL),
+    ("delete", RTM.DELROUTE, 0),
+)
+_LOCAL_TABLE_TYPES = frozenset((RTN.LOCAL, RTN.BROADCAST, RTN.NAT, RTN.ANYCAST))
+
+
+def _route_verb(word: str) -> tuple[str, int, int]:
+    if word == "chg":
+        word = "change"
+    for name, msg_type, flags in _ROUTE_VERBS:
+        if matches(word, name):
+            return name, int(msg_type), int(flags)
+    if any(matches(word, w) for w in ("list", "show", "lst", "get", "flush", "save", "restore")):
+        raise ParseError(f'"route {word}" changes nothing; apply takes add/replace/del …')
+    raise ParseError(f'unknown route command "{word}"')
+
+
+def _default_table(rtype: int) -> int:
+    return RT_TABLE.LOCAL if rtype in _LOCAL_TABLE_TYPES else RT_TABLE.MAIN
+
+
+def _default_scope(msg_type: int, family: int, rtype: int, gateway: bool) -> int:
+    """The scope ``iproute_modify()`` sends when the command gives none."""
+    if family == AF_INET6:
+        return RT_SCOPE.UNIVERSE
+    if rtype in (RTN.LOCAL, RTN.NAT):
+        return RT_SCOPE.HOST
+    if rtype in (RTN.BROADCAST, RTN.MULTICAST, RTN.ANYCAST):
+        return RT_SCOPE.LINK
+    if rtype in (RTN.UNICAST, RTN.UNSPEC):
+        if msg_type == RTM.DELROUTE:
+            return RT_SCOPE.NOWHERE
+        if not gateway:
+            return RT_SCOPE.LINK
+        return RT_SCOPE.UNIVERSE
+    return RT_SCOPE.NOWHERE if msg_type == RTM.DELROUTE else RT_SCOPE.UNIVERSE
+
+
+@dataclass(frozen=True, slots=True)
+class RouteChange:
+    """One RTM_NEWROUTE/RTM_DELROUTE request, with every header field resolved the way
+    ``ip route`` resolves it.  ``gateway``, ``priority``, ``prefsrc`` and ``mtu`` are
+    sent only when set; ``device`` is resolved to an ifindex when the request is sent.
+    """
+
+    verb: str
+    msg_type: int
+    flags: int
+    family: int
+    dst: bytes
+    dst_len: int
+    table: int
+    protocol: int
+    scope: int
+    type: int
+    gateway: bytes | None = None
+    priority: int | None = None
+    prefsrc: bytes | None = None
+    mtu: int = 0
+    device: str | None = None
+
+    def body(self, oif: int) -> bytes:
+        """The request body (``struct rtmsg`` and attributes) with output device ``oif``
+        (0: none)."""
+        table = self.table
+        return pack_route_body(
+            self.family,
+            self.dst_len,
+            table if table < 256 else RT_TABLE.UNSPEC,
+            self.protocol,
+            self.scope,
+            self.type,
+            self.dst or bytes(_ADDRESS_SIZE[self.family]),
+            oif,
+            self.gateway,
+            self.priority,
+            self.prefsrc,
+            self.mtu,
+            table if table >= 256 else None,
+        )
+
+    @property
+    def prefix(self) -> str:
+        """The destination as ``ip`` prints it: ``default``, ``ADDR`` or ``ADDR/LEN``."""
+        if self.dst_len == 0 and not any(self.dst):
+            return "default"
+        address = _address_text(self.family, self.dst or bytes(_ADDRESS_SIZE[self.family]))
+        return address if self.dst_len == _MAX_PLEN[self.family] else f"{address}/{self.dst_len}"
+
+    def ip_args(self) -> list[str]:
+        """The ``ip`` arguments that send exactly this request: ``[-6] route VERB …``,
+        with the type, table, protocol and scope only where they differ from what ``ip``
+        would choose itself."""
+        argv = ["-6"] if self.family == AF_INET6 else []
+        argv += ["route", "del" if self.verb == "delete" else self.verb]
+        deleting = self.msg_type == RTM.DELROUTE
+        if self.type != (RTN.UNSPEC if deleting else RTN.UNICAST):
+            argv.append(type_name(self.type))
+        argv.append(self.prefix)
+        if self.gateway is not None:
+            argv += ["via", _address_text(self.family, self.gateway)]
+        if self.device is not None:
+            argv += ["dev", self.device]
+        if self.table != _default_table(self.type):
+            argv += ["table", table_name(self.table)]
+        if self.protocol != (0 if deleting else RTPROT_BOOT):
+            argv += ["proto", protocol_name(self.protocol)]
+        default = _default_scope(self.msg_type, self.family, self.type, self.gateway is not None)
+        if self.scope != default:
+            argv += ["scope", scope_name(self.scope)]
+        if self.priority is not None:
+            argv += ["metric", str(self.priority)]
+        if self.prefsrc is not None:
+            argv += ["src", _address_text(self.family, self.prefsrc)]
+        if self.mtu:
+            argv += ["mtu", str(self.mtu)]
+        return argv
+
+
+#: The protocol ``ip`` gives the routes it adds (``proto boot``).
+RTPROT_BOOT = int(_RTPROT.BOOT)
+
+_UNSUPPORTED_ROUTE_EXACT = frozenset(
+    (
+        "as",
+        "from",
+        "tos",
+        "expires",
+        "hoplimit",
+        "advmss",
+        "rtt",
+        "rto_min",
+        "onlink",
+        "nexthop",
+        "nhid",
+        "encap",
+        "ttl-propagate",
+    )
+)
+_UNSUPPORTED_ROUTE_PREFIX = (
+    "dsfield",
+    "reordering",
+    "window",
+    "cwnd",
+    "initcwnd",
+    "initrwnd",
+    "features",
+    "quickack",
+    "congctl",
+    "rttvar",
+    "ssthresh",
+    "realms",
+)
+
+
+def _unsupported(word: str, what: str) -> ParseError:
+    return ParseError(f'unsupported keyword "{word}": asyncroute cannot send {what}')
+
+
+def _next(args: Sequence[str], index: int, word: str) -> str:
+    if index >= len(args):
+        raise ParseError(f'"{word}" needs an argument')
+    return args[index]
+
+
+def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tuple[RouteChange, int]:
+    """A route change from ``ip route VERB ARGS…``; also the index in ``args`` of the
+    prefix token (-1 when it came after ``to`` or a type word).
+
+    ``family`` is ``-4``/``-6`` (AF_INET/AF_INET6) or AF_UNSPEC: the first address
+    decides, as in ``ip``.
+    """
+    name, msg_type, flags = _route_verb(verb)
+    deleting = msg_type == RTM.DELROUTE
+    dst: bytes | None = None
+    dst_len = 0
+    prefix_index = -1
+    gateway: bytes | None = None
+    prefsrc: bytes | None = None
+    priority: int | None = None
+    mtu = 0
+    device: str | None = None
+    table: int | None = None
+    protocol: int | None = None
+    scope: int | None = None
+    rtype: int | None = None
+    index = 0
+    count = len(args)
+    while index < count:
+        word = args[index]
+        if word == "src":
+            index += 1
+            family, prefsrc = parse_address(_next(args, index, word), family, "src")
+        elif word == "via":
+            if gateway is not None:
+                raise ParseError('"via" twice: use nexthop syntax to specify multiple via')
+            index += 1
+            text = _next(args, index, word)
+            via_family = _family_word(text)
+            if via_family is not None:
+                index += 1
+                text = _next(args, index, word)
+            elif text in ("link", "ipx", "dnet", "mpls", "bridge"):
+                raise _unsupported(text, f"a {text} gateway")
+            via_family, gateway = parse_address(text, via_family or family, "via")
+            if family not in (AF_UNSPEC, via_family):
+                raise _unsupported("via", "a gateway of another family (RTA_VIA)")
+            family = via_family
+        elif word in _UNSUPPORTED_ROUTE_EXACT or any(
+            matches(word, k) for k in _UNSUPPORTED_ROUTE_PREFIX[:1]
+        ):
+            raise _unsupported(word, "this attribute")
+        elif matches(word, "metric") or matches(word, "priority") or word == "preference":
+            index += 1
+            priority = strtoul(_next(args, index, word), '"metric" value')
+        elif word == "scope":
+            index += 1
+            scope = scope_number(_next(args, index, word))
+        elif word == "mtu":
+            index += 1
+            text = _next(args, index, word)
+            if text == "lock":
+                raise _unsupported("mtu lock", "a locked MTU")
+            mtu = strtoul(text, '"mtu" value')
+            if mtu == 0:
+                raise _unsupported("mtu 0", "an explicit zero MTU")
+        elif any(matches(word, k) for k in _UNSUPPORTED_ROUTE_PREFIX[1:]):
+            raise _unsupported(word, "this route metric")
+        elif matches(word, "protocol"):
+            index += 1
+            protocol = protocol_number(_next(args, index, word))
+        elif matches(word, "table"):
+            index += 1
+            table = table_number(_next(args, index, word))
+        elif matches(word, "vrf"):
+            raise _unsupported(word, "a VRF")
+        elif word in ("dev", "oif"):
+            index += 1
+            device = _next(args, index, word)
+            if not 0 < len(device.encode()) < 16 or "/" in device or " " in device:
+                raise ParseError(f'"{device}" is not a valid device name')
+        elif matches(word, "pref"):
+            raise _unsupported(word, "an IPv6 router preference")
+        else:
+            at = index
+            if word == "to":
+                index += 1
+                word = _next(args, index, "to")
+                at = -1
+            if not ("0" <= word[:1] <= "9"):
+                kind = type_number(word)
+                if kind is not None:
+                    rtype = kind
+                    index += 1
+                    word = _next(args, index, "route type")
+                    at = -1
+            if matches(word, "help"):
+                raise ParseError('"help" is not a route')
+            if dst is not None:
+                raise ParseError(f'either "to" is duplicate, or "{word}" is garbage')
+            prefix_index = -1 if word in ("default", "any", "all") else at
+            family, dst, dst_len = parse_prefix(word, family, "prefix")
+        index += 1
+    if dst is None:
+        raise ParseError("no destination prefix")
+    if family == AF_UNSPEC:
+        family = AF_INET
+    if not dst:
+        dst = bytes(_ADDRESS_SIZE[family])
+    if rtype is None:
+        rtype = RTN.UNSPEC if deleting else RTN.UNICAST
+    if table is None:
+        table = _default_table(rtype)
+    if protocol is None:
+        protocol = 0 if deleting else RTPROT_BOOT
+    if scope is None:
+        scope = _default_scope(msg_type, family, rtype, gateway is not None)
+    change = RouteChange(
+        name,
+        msg_type,
+        flags,
+        family,
+        dst,
+        dst_len,
+        table,
+        protocol,
+        scope,
+        int(rtype),
+        gateway,
+        priority,
+        prefsrc,
+        mtu,
+        device,
+    )
+    return change, prefix_index
+
+
+# ------------------------------------------------------------------ rule changes
+
+#: ``fib_rule_hdr.flags`` bit of ``ip rule … not …`` (``linux/fib_rules.h``).
+FIB_RULE_INVERT = 0x2
+_RULE_ACTIONS = {
+    "nop": FR_ACT.NOP,
+    "blackhole": FR_ACT.BLACKHOLE,
+    "unreachable": FR_ACT.UNREACHABLE,
+    "prohibit": FR_ACT.PROHIBIT,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """One RTM_NEWRULE/RTM_DELRULE request as ``ip rule`` builds it.
+
+    ``exists_ok``: an EEXIST answer counts as success (``apply`` of JSON rules, which
+    describe a state rather than a command).
+    """
+
+    verb: str
+    msg_type: int
+    flags: int
+    message: RuleMessage
+    exists_ok: bool = False
+
+    @property
+    def family(self) -> int:
+        """AF_INET or AF_INET6."""
+        return self.message.family
+
+    def ip_args(self) -> list[str]:
+        """The ``ip`` arguments that send this request: ``[-6] rule VERB …``."""
+        m = self.message
+        argv = ["-6"] if m.family == AF_INET6 else []
+        argv += ["rule", self.verb]
+        if m.flags & FIB_RULE_INVERT:
+            argv.append("not")
+        if m.src is not None:
+            argv += ["from", f"{m.src}/{m.src_len}"]
+        if m.dst is not None:
+            argv += ["to", f"{m.dst}/{m.dst_len}"]
+        if m.tos:
+            argv += ["tos", f"{m.tos:#x}"]
+        if m.fwmark is not None:
+            mark = f"{m.fwmark:#x}"
+            argv += ["fwmark", mark if m.fwmask is None else f"{mark}/{m.fwmask:#x}"]
+        if m.priority is not None:
+            argv += ["priority", str(m.priority)]
+        if m.rule_protocol is not None:
+            argv += ["protocol", protocol_name(m.rule_protocol)]
+        if m.action in (FR_ACT.TO_TBL, FR_ACT.UNSPEC):
+            table = m.table_number
+            adding = self.msg_type == RTM.NEWRULE
+            if table and not (adding and table == RT_TABLE.MAIN):
+                argv += ["table", table_name(table)]
+        else:
+            argv.append(FR_ACT(m.action).name.lower())
+        return argv
+
+
+_UNSUPPORTED_RULE = frozenset(
+    ("dev", "iif", "oif", "l3mdev", "uidrange", "nat", "ipproto", "sport", "dport")
+)
+
+
+def parse_rule(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> RuleChange:
+    """A rule change from ``ip rule VERB ARGS…`` (``add`` or ``del``)."""
+    if matches(verb, "add"):
+        name, msg_type, flags = "add", RTM.NEWRULE, int(NLM_F.CREATE | NLM_F.EXCL)
+    elif matches(verb, "delete"):
+        name, msg_type, flags = "del", RTM.DELRULE, 0
+        if not args:
+            raise ParseError('"ip rule del" requires arguments')
+    else:
+        raise ParseError(f'"rule {verb}": apply takes rule add and rule del')
+    fields: dict[str, Any] = {}
+    src = dst = None
+    table: int | None = None
+    action: int | None = None
+    index = 0
+    while index < len(args):
+        word = args[index]
+        if word == "not":
+            fields["flags"] = FIB_RULE_INVERT
+        elif word in ("from", "to"):
+            index += 1
+            parsed = parse_prefix(_next(args, index, word), family, word)
+            if parsed[0] != AF_UNSPEC:
+                family = parsed[0]
+            if word == "from":
+                src = parsed
+            else:
+                dst = parsed
+        elif matches(word, "preference") or matches(word, "order") or matches(word, "priority"):
+            index += 1
+            fields["priority"] = strtoul(_next(args, index, word), "preference")
+        elif word == "tos" or matches(word, "dsfield"):
+            index += 1
+            fields["tos"] = strtoul(_next(args, index, word), "TOS", 255)
+        elif word == "fwmark":
+            index += 1
+            mark, slash, mask = _next(args, index, word).partition("/")
+            fields["fwmark"] = strtoul(mark, "fwmark")
+            if slash:
+                fields["fwmask"] = strtoul(mask, "fwmask")
+        elif matches(word, "realms"):
+            raise _unsupported(word, "rule realms")
+        elif matches(word, "protocol"):
+            index += 1
+            fields["rule_protocol"] = protocol_number(_next(args, index, word))
+        elif matches(word, "table") or word == "lookup":
+            index += 1
+            table = table_number(_next(args, index, word))
+        elif (
+            matches(word, "suppress_prefixlength")
+            or word == "sup_pl"
+            or matches(word, "suppress_ifgroup")
+            or word == "sup_group"
+            or word in _UNSUPPORTED_RULE
+            or matches(word, "map-to")
+            or matches(word, "goto")
+        ):
+            raise _unsupported(word, "this rule selector or action")
+        else:
+            if word == "type":
+                index += 1
+                word = _next(args, index, word)
+            if matches(word, "nop"):
+                action = FR_ACT.NOP
+            else:
+                kind = type_number(word)
+                if kind is None or (kind not in _RULE_ACTIONS.values() and kind != RTN.UNICAST):
+                    raise ParseError(f'unknown rule keyword or type "{word}"')
+                action = kind
+            table = table if table is not None else 0
+        index += 1
+    if family == AF_UNSPEC:
+        family = AF_INET
+    for selector, key in ((src, "src"), (dst, "dst")):
+        if selector is not None:
+            sel_family, packed, plen = selector
+            if sel_family not in (AF_UNSPEC, family):
+                raise ParseError("from and to are of different families")
+            if packed:
+                fields[key] = socket.inet_ntop(family, packed)
+                fields[f"{key}_len"] = plen
+    if table is None:
+        table = RT_TABLE.MAIN if msg_type == RTM.NEWRULE else 0
+    if action is None:
+        action = FR_ACT.TO_TBL if msg_type == RTM.NEWRULE else FR_ACT.UNSPEC
+    message = _rule_message(family, table, int(action), fields)
+    return RuleChange(name, int(msg_type), flags, message)
+
+
+def _rule_message(family: int, table: int, action: int, fields: dict[str, Any]) -> RuleMessage:
+    from ipaddress import ip_address
+
+    for key in ("src", "dst"):
+        if key in fields:
+            fields[key] = ip_address(fields[key])
+    return RuleMessage(
+        family=family,
+        table=table if table < 256 else RT_TABLE.UNSPEC,
+        table_id=table if table >= 256 else None,
+        action=action,
+        **fields,
+    )
+
+
+# ------------------------------------------------------------------ lines and commands
+
+#: What one command asks for.
+Change = RouteChange | RuleChange
+
+
+def split_args(line: str) -> list[str]:
+    """The words of one command as iproute2's ``makeargs()`` splits them: at spaces,
+    tabs, CR and LF; a word that starts with ``"`` or ``'`` runs to the matching quote.
+    Comments are gone already (see :func:`join_line`)."""
+    if '"' not in line and "'" not in line:
+        return line.split(None) if line.isascii() else _split_plain(line)
+    words: list[str] = []
+    position, length = 0, len(line)
+    while position < length:
+        while position < length and line[position] in _WHITESPACE:
+            position += 1
+        if position >= length:
+            break
+        quote = line[position]
+        if quote in "\"'":
+            end = line.find(quote, position + 1)
+            if end < 0:
+                raise ParseError("unterminated quoted string")
+            words.append(line[position + 1 : end])
+            position = end + 1
+        else:
+            end = position
+            while end < length and line[end] not in _WHITESPACE:
+                end += 1
+            words.append(line[position:end])
+            position = end + 1
+    return words
+
+
+_WHITESPACE = " \t\r\n"
+
+
+def _split_plain(line: str) -> list[str]:
+    # str.split() also splits at Unicode spaces; makeargs() does not.
+    for char in " \t\r":
+        line = line.replace(char, "\n")
+    return [word for word in line.split("\n") if word]
+
+
+def join_line(lines: Sequence[str], index: int) -> tuple[str, int]:
+    """The command that starts at ``lines[index]``, as iproute2's ``getcmdline()`` reads
+    it: ``#`` starts a comment, and a backslash that ends a line (with no comment)
+    joins the next line on.  Returns the command and the index after its last line,
+    which is also the 1-based number ``ip`` reports for it.
+    """
+    line = lines[index]
+    index += 1
+    if "#" in line:
+        return line.split("#", 1)[0], index
+    while line.endswith("\\") and index < len(lines):
+        following = lines[index]
+        index += 1
+        if "#" in following:
+            return line[:-1] + following.split("#", 1)[0], index
+        line = line[:-1] + following
+    return line, index
+
+
+def parse_command(words: Sequence[str]) -> tuple[Change, int]:
+    """The change one batch line (split into ``words``) asks for, and the index in
+    ``words`` of its route prefix (-1 if none can be templated).
+
+    ``[-4|-6] route VERB ARGS…`` or ``[-4|-6] rule VERB ARGS…``; the objects may be
+    abbreviated as in ``ip`` (``r``, ``ro``, ``ru``).
+    """
+    family = AF_UNSPEC
+    start = 0
+    while start < len(words) and words[start] in ("-4", "-6", "-f", "-family"):
+        option = words[start]
+        if option in ("-f", "-family"):
+            value = _next(words, start + 1, option)
+            chosen = _family_word(value)
+            if chosen is None:
+                raise ParseError(f'unsupported family "{value}"')
+            family = chosen
+            start += 2
+        else:
+            family = AF_INET if option == "-4" else AF_INET6
+            start += 1
+    if start >= len(words):
+        raise ParseError("no command")
+    obj = words[start]
+    if len(words) < start + 2:
+        raise ParseError(f'"{obj}" needs a command (add, replace, del …)')
+    verb, args = words[start + 1], words[start + 2 :]
+    if matches(obj, "route"):
+        change, at = parse_route(verb, args, family)
+        return change, (at + start + 2 if at >= 0 else -1)
+    if matches(obj, "rule"):
+        return parse_rule(verb, args, family), -1
+    if obj.startswith("-"):
+        raise ParseError(f'option "{obj}" is not supported in a batch line')
+    raise ParseError(f'object "{obj}" is not supported (route and rule are)')
+
+
+def iter_batch_lines(text: str) -> Iterator[tuple[int, str]]:
+    """``(line number, command)`` for every command of a batch file, comments removed
+    and continued lines joined (see :func:`join_line`); blank commands are skipped."""
+    lines = text.splitlines()
+    index = 0
+    while index < len(lines):
+        command, index = join_line(lines, index)
+        if command and not command.isspace():
+            yield index, command
+
+
+# ------------------------------------------------------------------ ip -json objects
+
+_IGNORED_ROUTE_KEYS = frozenset(("flags", "pref", "expires", "cache", "cacheinfo", "family"))
+_STATUS_FLAGS = frozenset(
+    ("dead", "linkdown", "offload", "trap", "offload_failed", "pervasive", "notify", "unresolved")
+)
+_ROUTE_KEYS = frozenset(
+    ("type", "dst", "gateway", "dev", "table", "protocol", "scope", "metric", "prefsrc", "metrics")
+)
+_RULE_KEYS = frozenset(
+    (
+        "priority",
+        "not",
+        "src",
+        "srclen",
+        "dst",
+        "dstlen",
+        "tos",
+        "fwmark",
+        "fwmask",
+        "table",
+        "protocol",
+        "action",
+        "nop",
+        "family",
+    )
+)
+
+
+def _json_text(value: object, key: str) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ParseError(f'"{key}": expected a string or a number, got {value!r}')
+    return str(value)
+
+
+def _json_family(obj: Mapping[str, Any]) -> int:
+    value = obj.get("family")
+    if value is None:
+        return AF_UNSPEC
+    if value in (AF_INET, AF_INET6):
+        return int(value)
+    chosen = _family_word(str(value))
+    if chosen is None:
+        raise ParseError(f'"family": unsupported family {value!r}')
+    return chosen
+
+
+def route_from_json(obj: Mapping[str, Any]) -> RouteChange:
+    """A ``route replace`` from one object of ``ip -json route show``: absent fields
+    mean what ``ip`` leaves out (table main, protocol boot, scope universe, type
+    unicast, no metric), so replacing a listed route recreates it exactly.  An optional
+    ``"family": "inet6"`` settles ``"dst": "default"`` without a gateway."""
+    unknown = obj.keys() - _ROUTE_KEYS - _IGNORED_ROUTE_KEYS
+    if unknown:
+        raise ParseError(f"unsupported route field(s): {', '.join(sorted(unknown))}")
+    flags = obj.get("flags") or []
+    if not isinstance(flags, list) or any(f not in _STATUS_FLAGS for f in flags):
+        raise ParseError(f"unsupported route flags {flags!r} (only status flags are ignored)")
+    if obj.get("pref", "medium") != "medium":
+        raise ParseError(f'"pref": asyncroute cannot send router preference {obj["pref"]!r}')
+    family = _json_family(obj)
+    if "dst" not in obj:
+        raise ParseError('a route object needs "dst"')
+    # An address settles the family before "default" needs it.
+    for key in ("gateway", "prefsrc"):
+        if key in obj and family == AF_UNSPEC:
+            family = parse_address(_json_text(obj[key], key), AF_UNSPEC, key)[0]
+    family, dst, dst_len = parse_prefix(_json_text(obj["dst"], "dst"), family, "dst")
+    if family == AF_UNSPEC:
+        family = AF_INET
+    if not dst:
+        dst = bytes(_ADDRESS_SIZE[family])
+    rtype = int(RTN.UNICAST)
+    if "type" in obj:
+        kind = type_number(_json_text(obj["type"], "type"))
+        if kind is None:
+            raise ParseError(f'"type": unknown route type {obj["type"]!r}')
+        rtype = kind
+    gateway = prefsrc = None
+    if "gateway" in obj:
+        gateway = parse_address(_json_text(obj["gateway"], "gateway"), family, "gateway")[1]
+    if "prefsrc" in obj:
+        prefsrc = parse_address(_json_text(obj["prefsrc"], "prefsrc"), family, "prefsrc")[1]
+    mtu = 0
+    metrics = obj.get("metrics", [])
+    if isinstance(metrics, dict):
+        metrics = [metrics]
+    if not isinstance(metrics, list):
+        raise ParseError(f'"metrics": expected a list, got {metrics!r}')
+    for item in metrics:
+        if not isinstance(item, dict) or item.keys() - {"mtu"}:
+            raise ParseError(f'"metrics": asyncroute sends only "mtu", got {item!r}')
+        if "mtu" in item:
+            mtu = strtoul(_json_text(item["mtu"], "mtu"), "mtu")
+    device = obj.get("dev")
+    if device is not None and not isinstance(device, str):
+        raise ParseError(f'"dev": expected a device name, got {device!r}')
+    return RouteChange(
+        "replace",
+        int(RTM.NEWROUTE),
+        int(NLM_F.CREATE | NLM_F.REPLACE),
+        family,
+        dst,
+        dst_len,
+        table_number(_json_text(obj.get("table", "main"), "table")),
+        protocol_number(_json_text(obj.get("protocol", "boot"), "protocol")),
+        scope_number(_json_text(obj.get("scope", "global"), "scope")),
+        rtype,
+        gateway,
+        None if "metric" not in obj else strtoul(_json_text(obj["metric"], "metric"), "metric"),
+        prefsrc,
+        mtu,
+        device,
+    )
+
+
+def rule_from_json(obj: Mapping[str, Any]) -> RuleChange:
+    """A ``rule add`` (EEXIST counts as success) from one object of ``ip -json rule
+    show``."""
+    unknown = obj.keys() - _RULE_KEYS
+    if unknown:
+        raise ParseError(f"unsupported rule field(s): {', '.join(sorted(unknown))}")
+    family = _json_family(obj)
+    fields: dict[str, Any] = {}
+    for key in ("src", "dst"):
+        value = obj.get(key, "all")
+        text = _json_text(value, key)
+        if text in ("all", "default", "any"):
+            continue
+        length = obj.get(f"{key}len")
+        if length is not None:
+            text = f"{text}/{_json_text(length, key + 'len')}"
+        fam, packed, plen = parse_prefix(text, family, key)
+        family = fam
+        fields[key] = socket.inet_ntop(fam, packed)
+        fields[f"{key}_len"] = plen
+    if family == AF_UNSPEC:
+        family = AF_INET
+    if "not" in obj:
+        fields["flags"] = FIB_RULE_INVERT
+    if "priority" in obj:
+        fields["priority"] = strtoul(_json_text(obj["priority"], "priority"), "priority")
+    if "tos" in obj:
+        fields["tos"] = strtoul(_json_text(obj["tos"], "tos"), "tos", 255)
+    if "fwmark" in obj:
+        fields["fwmark"] = strtoul(_json_text(obj["fwmark"], "fwmark"), "fwmark")
+    if "fwmask" in obj:
+        fields["fwmask"] = strtoul(_json_text(obj["fwmask"], "fwmask"), "fwmask")
+    if "protocol" in obj:
+        fields["rule_protocol"] = protocol_number(_json_text(obj["protocol"], "protocol"))
+    action: int = FR_ACT.TO_TBL
+    table = table_number(_json_text(obj.get("table", "main"), "table"))
+    if "nop" in obj:
+        action, table = FR_ACT.NOP, 0
+    elif "action" in obj:
+        name = _json_text(obj["action"], "action")
+        if name not in _RULE_ACTIONS:
+            raise ParseError(f'"action": asyncroute cannot send rule action {name!r}')
+        action, table = _RULE_ACTIONS[name], 0
+    message = _rule_message(family, table, int(action), fields)
+    return RuleChange("add", int(RTM.NEWRULE), int(NLM_F.CREATE | NLM_F.EXCL), message, True)
+
+
+def change_from_json(obj: object) -> Change:
+    """A change from one ``ip -json`` object: a rule if it has ``priority`` (``ip
+    -json rule show``), else a route (``ip -json route show``, which says ``metric``)."""
+    if not isinstance(obj, dict):
+        raise ParseError(f"expected a JSON object, got {type(obj).__name__}")
+    if "priority" in obj or "srclen" in obj or "action" in obj or "nop" in obj:
+        return rule_from_json(obj)
+    return route_from_json(obj)
+
+
+def iter_json(text: str) -> Iterator[tuple[int, int, object]]:
+    """``(line number, item number, object)`` for every object in ``text``: one JSON
+    array (``ip -json`` output), one object, or JSON lines (one object per line).
+
+    Raises :class:`ParseError` (with the line) where the text stops being JSON; the
+    objects before it have been yielded.
+    """
+    decoder = json.JSONDecoder()
+    length = len(text)
+    counted = 0  # newlines are counted up to here
+    line = 1
+
+    def line_at(position: int) -> int:
+        nonlocal counted, line
+        line += text.count("\n", counted, position)
+        counted = position
+        return line
+
+    def skip(position: int) -> int:
+        while position < length and text[position] in " \t\r\n":
+            position += 1
+        return position
+
+    def decode(position: int) -> tuple[object, int]:
+        try:
+            return decoder.raw_decode(text, position)
+        except json.JSONDecodeError as exc:
+            raise ParseError(f"line {exc.lineno}: invalid JSON: {exc.msg}") from None
+
+    def fail(position: int, what: str) -> ParseError:
+        return ParseError(f"line {line_at(position)}: invalid JSON: {what}")
+
+    item = 0
+    position = skip(0)
+    if position < length and text[position] == "[":
+        position = skip(position + 1)
+        first = True
+        while position < length and text[position] != "]":
+            if not first:
+                if text[position] != ",":
+                    raise fail(position, "expected ',' or ']'")
+                position = skip(position + 1)
+            first = False
+            start = position
+            obj, position = decode(position)
+            item += 1
+            yield line_at(start), item, obj
+            position = skip(position)
+        if position >= length:
+            raise fail(position, "unterminated array")
+        position = skip(position + 1)
+        if position < length:
+            raise fail(position, "text after the array")
+        return
+    while position < length:
+        start = position
+        obj, position = decode(position)
+        items = obj if isinstance(obj, list) else [obj]
+        for inner in items:
+            item += 1
+            yield line_at(start), item, inner
+        position = skip(position)
+
+
+def looks_like_json(text: str) -> bool:
+    """True if ``text`` starts (after whitespace) with ``[`` or ``{``."""
+    stripped = text.lstrip()
+    return stripped[:1] in ("[", "{")

@@ -1,0 +1,210 @@
+"""What the ``asyncroute`` subcommands share: the common options, running a coroutine,
+printing routes and rules (as ``ip`` prints them, or in ``ip -json``'s shape), and
+reporting errors with the kernel's own message.
+
+Exit status of every subcommand: 0 success, 1 the operation failed (the kernel refused
+it, nothing matched, a command of ``apply`` failed), 2 bad usage or bad input (argparse's
+convention; a malformed prefix is a usage error too).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from socket import AF_INET6
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .route import Route
+    from .rule import Rule
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "add_common_options",
+    "describe_error",
+    "error_json",
+    "print_json",
+    "report_error",
+    "route_json",
+    "route_text",
+    "rule_json",
+    "rule_text",
+    "run_async",
+]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def add_common_options(parser: argparse.ArgumentParser) -> None:
+    """``--netns NAME`` and ``--json``, which every route/rule/apply command takes."""
+    group = parser.add_argument_group("common options")
+    group.add_argument(
+        "--netns",
+        metavar="NAME",
+        help="work in the network namespace NAME (under /run/netns) or at that path",
+    )
+    group.add_argument(
+        "--json", action="store_true", help="print the result as JSON (ip -json's shape)"
+    )
+
+
+def run_async(main: Callable[[], Awaitable[int]]) -> int:
+    """Run ``main`` on asyncio through anyio and return its exit status."""
+    import anyio
+
+    status: int = anyio.run(main)
+    return status
+
+
+def describe_error(error: BaseException) -> str:
+    """An error in one line, led by what the kernel said: ``File exists``, then the
+    kernel's extended-ACK message (``Nexthop has invalid gateway``) when it sent one."""
+    from .errors import KernelError
+
+    if isinstance(error, KernelError):
+        text = error.strerror or f"errno {error.errno}"
+        message = error.message
+        if message:
+            # asyncroute's own NotFoundError texts ("no such device: 'x'", "no route …")
+            # say it all; the kernel's extended ACK follows its errno text.
+            if error.seq == 0 or message.lower().startswith(text.lower()):
+                return message
+            text += f": {message}"
+        return text
+    return str(error) or type(error).__name__
+
+
+def error_json(error: BaseException) -> dict[str, Any]:
+    """An error as a JSON object: ``error`` (the text of :func:`describe_error`), and for
+    a kernel error ``errno``, ``strerror`` and ``kernel_message``."""
+    from .errors import KernelError
+
+    data: dict[str, Any] = {"error": describe_error(error), "type": type(error).__name__}
+    if isinstance(error, KernelError):
+        data.update(errno=error.errno, strerror=error.strerror, kernel_message=error.message)
+    return data
+
+
+def report_error(args: argparse.Namespace, what: str, error: BaseException) -> int:
+    """Print ``asyncroute WHAT: error`` on stderr (a JSON object with ``--json``) and
+    return the exit status: 2 for bad input (ValueError), else 1."""
+    from .errors import KernelError
+
+    usage = isinstance(error, ValueError) and not isinstance(error, KernelError)
+    if getattr(args, "json", False):
+        print(json.dumps({"command": what, **error_json(error)}), file=sys.stderr)
+    else:
+        print(f"asyncroute {what}: {describe_error(error)}", file=sys.stderr)
+    return EXIT_USAGE if usage else EXIT_FAILED
+
+
+def print_json(data: object) -> None:
+    """``data`` as indented JSON on stdout."""
+    print(json.dumps(data, indent=2))
+
+
+def route_json(route: Route) -> dict[str, Any]:
+    """``route`` in the shape of one ``ip -json route show`` object, with every field
+    spelled out (type, table, protocol and scope included), so that ``asyncroute apply``
+    of a listing recreates the same routes."""
+    from .batchfile import protocol_name, scope_name, table_name, type_name
+
+    data: dict[str, Any] = {
+        "type": type_name(route.type or 1),
+        "dst": _dst(route),
+    }
+    if route.nexthop is not None:
+        data["gateway"] = str(route.nexthop)
+    if route.device:
+        data["dev"] = route.device
+    data["table"] = table_name(route.table_id)
+    data["protocol"] = protocol_name(route.proto or 3)
+    data["scope"] = scope_name(route.effective_scope)
+    if route.priority:
+        data["metric"] = route.priority
+    if route.local is not None:
+        data["prefsrc"] = str(route.local)
+    if route.mtu:
+        data["metrics"] = [{"mtu": route.mtu}]
+    return data
+
+
+def _dst(route: Route) -> str:
+    prefix = route.prefix
+    if prefix.prefixlen == 0:
+        return "default"
+    if prefix.prefixlen == prefix.max_prefixlen:
+        return str(prefix.network_address)
+    return str(prefix)
+
+
+def route_text(route: Route) -> str:
+    """``route`` on one line as ``ip route show`` prints it (table, proto, scope and
+    type only when they are not main, boot, global and unicast)."""
+    from .batchfile import protocol_name, scope_name, table_name, type_name
+
+    words = []
+    if route.type not in (0, 1):
+        words.append(type_name(route.type))
+    words.append(_dst(route))
+    if route.nexthop is not None:
+        words += ["via", str(route.nexthop)]
+    if route.device:
+        words += ["dev", route.device]
+    if route.table_id != 254:
+        words += ["table", table_name(route.table_id)]
+    if route.proto not in (0, 3):
+        words += ["proto", protocol_name(route.proto)]
+    if route.effective_scope:
+        words += ["scope", scope_name(route.effective_scope)]
+    if route.priority:
+        words += ["metric", str(route.priority)]
+    if route.local is not None:
+        words += ["src", str(route.local)]
+    if route.mtu:
+        words += ["mtu", str(route.mtu)]
+    return " ".join(words)
+
+
+def rule_json(rule: Rule, family: int | None = None) -> dict[str, Any]:
+    """``rule`` in the shape of one ``ip -json rule show`` object (``apply`` reads it
+    back as ``rule add``)."""
+    from .batchfile import table_name
+
+    data: dict[str, Any] = {"priority": rule.priority}
+    if family is not None:
+        data["family"] = "inet6" if family == AF_INET6 else "inet"
+    for key, net in (("src", rule.src), ("dst", rule.dst)):
+        if net is None:
+            if key == "src":
+                data["src"] = "all"
+            continue
+        data[key] = str(net.network_address)
+        if net.prefixlen != net.max_prefixlen:
+            data[f"{key}len"] = net.prefixlen
+    if rule.mark or rule.mask:
+        data["fwmark"] = f"{rule.mark:#x}"
+        if rule.mask:
+            data["fwmask"] = f"{rule.mask:#x}"
+    data["table"] = table_name(rule.table)
+    return data
+
+
+def rule_text(rule: Rule) -> str:
+    """``rule`` on one line as ``ip rule show`` prints it:
+    ``1000:\tfrom all fwmark 0xf00/0xf00 lookup 123``."""
+    from .batchfile import table_name
+
+    words = [f"{rule.priority}:", "from", "all" if rule.src is None else str(rule.src)]
+    if rule.dst is not None:
+        words += ["to", str(rule.dst)]
+    if rule.mark or rule.mask:
+        words += ["fwmark", f"{rule.mark:#x}" + (f"/{rule.mask:#x}" if rule.mask else "")]
+    words += ["lookup", table_name(rule.table)]
+    return " ".join(words)

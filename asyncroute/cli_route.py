@@ -1,0 +1,284 @@
+"""``asyncroute route``: upsert, delete, look up and list routes.
+
+The route is written the way ``ip route`` takes it::
+
+    asyncroute route upsert 198.51.100.0/24 via 192.0.2.1 dev v0 table 100 mtu 1400
+
+``upsert``, ``delete`` and ``lookup`` are Cilium's operations
+(:meth:`asyncroute.Connection.upsert` …): ``upsert`` also installs the
+``NH/32 dev X scope link`` route in front of a route via NH.  For iproute2's own
+``add``/``replace``/``del`` semantics use ``asyncroute apply``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+from socket import AF_INET, AF_INET6
+from typing import Any
+
+from .cli_common import (
+    EXIT_OK,
+    add_common_options,
+    print_json,
+    report_error,
+    route_json,
+    route_text,
+    run_async,
+)
+
+__all__ = ["ROUTE_SYNTAX", "add_arguments", "parse_route_words", "run"]
+
+ROUTE_SYNTAX = """\
+ROUTE := [TYPE] PREFIX [via ADDRESS] [dev NAME] [table TABLE] [mtu N]
+         [src ADDRESS | local ADDRESS] [proto PROTO] [scope SCOPE] [type TYPE]
+         [metric N | priority N]
+PREFIX := ADDRESS[/LENGTH] | default        TYPE := unicast | local | blackhole | …
+TABLE := main | local | default | NUMBER      PROTO := boot | static | kernel | NUMBER …
+SCOPE := global | link | host | NUMBER
+A TYPE word before the prefix is the route type (ip's `ip route add local 192.0.2.5`);
+`local ADDRESS` after the prefix is the preferred source (Cilium's Route.local).
+"""
+
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "upsert": (
+        "install or replace a route (Cilium's Upsert)",
+        "Install the route, replacing one with the same key (NLM_F_CREATE|NLM_F_REPLACE).\n"
+        "A route via a gateway first gets the on-link route to the gateway\n"
+        "(NH/32 dev X scope link, in the same table), as Cilium does.",
+        "  asyncroute route upsert 198.51.100.0/24 via 192.0.2.1 dev v0 table 100 mtu 1400\n"
+        "  asyncroute route upsert local 198.51.100.7 dev v0 table 100\n"
+        "  asyncroute route upsert -6 default via 2001:db8::1 dev v0 --json",
+    ),
+    "delete": (
+        "delete a route (Cilium's Delete)",
+        "Delete the route matched by prefix, device, table (and scope for IPv4).\n"
+        "Exits 1 with the kernel's message if there is none.",
+        "  asyncroute route delete 198.51.100.0/24 dev v0 table 100",
+    ),
+    "lookup": (
+        "show the installed route (Cilium's Lookup)",
+        "Find the installed route with this prefix, device, table (gateway and scope\n"
+        "too when given) and print it with every field.  Exits 1 if there is none.",
+        "  asyncroute route lookup 198.51.100.0/24 via 192.0.2.1 dev v0 table 100\n"
+        "  asyncroute route lookup local 198.51.100.7 dev v0 table 100 --json",
+    ),
+    "list": (
+        "list routes (table main unless `table`)",
+        "List routes, filtered by the kernel where it can: [-4|-6] [table TABLE|all]\n"
+        "[proto PROTO] [dev NAME] [type TYPE] [scope SCOPE].  The table is main unless\n"
+        "given.  --json prints ip -json's shape, which `asyncroute apply` reads back.",
+        "  asyncroute route list table 100\n"
+        "  asyncroute route list -6 table all proto static --json\n"
+        "  asyncroute route list table 100 --json > routes.json   # apply routes.json later",
+    ),
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``route`` subcommands and their options."""
+    commands = parser.add_subparsers(dest="route_command", metavar="COMMAND", required=True)
+    for name, (summary, description, examples) in _COMMANDS.items():
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=("" if name == "list" else ROUTE_SYNTAX) + "\nexamples:\n" + examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        family = sub.add_mutually_exclusive_group()
+        family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4")
+        family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6")
+        sub.add_argument(
+            "spec",
+            nargs="*" if name == "list" else "+",
+            metavar="FILTER" if name == "list" else "ROUTE",
+            help="the filter words" if name == "list" else "the route, as ip route takes it",
+        )
+        add_common_options(sub)
+
+
+# ------------------------------------------------------------------ words → Route
+
+
+def _value(words: Sequence[str], index: int, word: str) -> str:
+    if index >= len(words):
+        raise ValueError(f'"{word}" needs a value')
+    return words[index]
+
+
+def _number(text: str, what: str) -> int:
+    from .batchfile import strtoul
+
+    return strtoul(text, what)
+
+
+def parse_route_words(words: Sequence[str], family: int | None = None) -> dict[str, Any]:
+    """Keyword arguments for :class:`~asyncroute.Route` from ``ip route``-style words.
+
+    ``family`` (4 or 6) settles ``default``.  Raises ValueError for a bad word.
+    """
+    from .batchfile import ParseError, protocol_number, scope_number, table_number, type_number
+
+    fields: dict[str, Any] = {}
+    prefix: str | None = None
+    index = 0
+    try:
+        while index < len(words):
+            word = words[index]
+            if word in ("via", "gw"):
+                index += 1
+                fields["nexthop"] = _value(words, index, word)
+            elif word in ("dev", "device", "oif"):
+                index += 1
+                fields["device"] = _value(words, index, word)
+            elif word == "table":
+                index += 1
+                fields["table"] = table_number(_value(words, index, word))
+            elif word == "mtu":
+                index += 1
+                fields["mtu"] = _number(_value(words, index, word), "mtu")
+            elif word in ("src", "prefsrc") or (word == "local" and prefix is not None):
+                index += 1
+                fields["local"] = _value(words, index, word)
+            elif word in ("proto", "protocol"):
+                index += 1
+                fields["proto"] = protocol_number(_value(words, index, word))
+            elif word == "scope":
+                index += 1
+                fields["scope"] = scope_number(_value(words, index, word))
+            elif word == "type":
+                index += 1
+                kind = type_number(_value(words, index, word))
+                if kind is None:
+                    raise ValueError(f'unknown route type "{words[index]}"')
+                fields["type"] = kind
+            elif word in ("metric", "priority", "preference"):
+                index += 1
+                fields["priority"] = _number(_value(words, index, word), "metric")
+            else:
+                if word == "to":
+                    index += 1
+                    word = _value(words, index, "to")
+                elif prefix is None and not word[:1].isdigit() and word != "default":
+                    kind = type_number(word)
+                    if kind is not None:
+                        fields["type"] = kind
+                        index += 1
+                        word = _value(words, index, word)
+                if prefix is not None:
+                    raise ValueError(f'unexpected "{word}" (the prefix is {prefix})')
+                prefix = word
+            index += 1
+    except ParseError as exc:
+        raise ValueError(str(exc)) from None
+    if prefix is None:
+        raise ValueError("no prefix: give the route's destination, e.g. 198.51.100.0/24")
+    if prefix in ("default", "any", "all"):
+        six = family == 6 or ":" in str(fields.get("nexthop", "")) + str(fields.get("local", ""))
+        prefix = "::/0" if six else "0.0.0.0/0"
+    elif "/" not in prefix:
+        prefix += "/128" if ":" in prefix else "/32"
+    fields["prefix"] = prefix
+    return fields
+
+
+def _filters(words: Sequence[str]) -> dict[str, Any]:
+    from .batchfile import ParseError, protocol_number, scope_number, table_number, type_number
+
+    readers: dict[str, tuple[str, Any]] = {
+        "table": ("table", table_number),
+        "proto": ("protocol", protocol_number),
+        "protocol": ("protocol", protocol_number),
+        "dev": ("device", str),
+        "oif": ("device", str),
+        "type": ("type", type_number),
+        "scope": ("scope", scope_number),
+    }
+    filters: dict[str, Any] = {"table": 254}
+    index = 0
+    while index < len(words):
+        word = words[index]
+        if word not in readers:
+            raise ValueError(f'unknown filter "{word}" (table, proto, dev, type, scope)')
+        key, read = readers[word]
+        index += 1
+        text = _value(words, index, word)
+        if key == "table" and text == "all":
+            filters["table"] = None
+        else:
+            try:
+                value = read(text)
+            except ParseError as exc:
+                raise ValueError(str(exc)) from None
+            if value is None:
+                raise ValueError(f'unknown route type "{text}"')
+            filters[key] = value
+        index += 1
+    return filters
+
+
+# ------------------------------------------------------------------ running
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``asyncroute route COMMAND``; the exit status."""
+    command = args.route_command
+    what = f"route {command}"
+    try:
+        if command == "list":
+            filters = _filters(args.spec)
+            route = None
+        else:
+            from .route import Route
+
+            route = Route(**parse_route_words(args.spec, args.family))
+            filters = {}
+    except ValueError as exc:
+        return report_error(args, what, exc)
+
+    async def main() -> int:
+        import asyncroute
+
+        try:
+            async with asyncroute.connect(args.netns) as conn:
+                if command == "list":
+                    return await _list(conn, args, filters)
+                assert route is not None
+                if command == "upsert":
+                    await conn.upsert(route)
+                    _show(args, "upserted", route)
+                elif command == "delete":
+                    await conn.delete(route)
+                    _show(args, "deleted", route)
+                else:
+                    _show(args, None, await conn.lookup(route))
+        except BrokenPipeError:
+            raise  # the reader went away: cli.main() handles it
+        except (OSError, asyncroute.AsyncrouteError, ValueError) as exc:
+            return report_error(args, what, exc)
+        return EXIT_OK
+
+    return run_async(main)
+
+
+def _show(args: argparse.Namespace, done: str | None, route: Any) -> None:
+    if args.json:
+        print_json(route_json(route) if done is None else {done: route_json(route)})
+    else:
+        print(route_text(route) if done is None else f"{done}: {route_text(route)}")
+
+
+async def _list(conn: Any, args: argparse.Namespace, filters: dict[str, Any]) -> int:
+    # listing.py is written alongside; imported here so that the other commands work
+    # without it.
+    from .listing import list_routes
+
+    family = {4: AF_INET, 6: AF_INET6}.get(args.family) if args.family else None
+    routes = [route async for route in list_routes(conn, family, **filters)]
+    if args.json:
+        print_json([route_json(route) for route in routes])
+    else:
+        for route in routes:
+            print(route_text(route))
+    return EXIT_OK

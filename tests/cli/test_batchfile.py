@@ -1,0 +1,298 @@
+"""The batch-file and ``ip -json`` parser behind ``asyncroute apply`` (no root needed):
+iproute2's defaults, keyword matching and number syntax, line handling, JSON input,
+the ``ip`` command each change renders to, and the template fast path.
+
+That the requests equal ``ip``'s byte for byte is checked against ``ip`` itself in
+``test_apply.py::test_requests_are_byte_for_byte_ips``.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from asyncroute.apply import _Template
+from asyncroute.batchfile import (
+    ParseError,
+    RouteChange,
+    RuleChange,
+    change_from_json,
+    iter_batch_lines,
+    iter_json,
+    parse_command,
+    split_args,
+)
+from asyncroute.constants import AF_INET, AF_INET6, FR_ACT, NLM_F, RT_SCOPE, RTM, RTN
+
+
+def route(line: str) -> RouteChange:
+    change, _ = parse_command(split_args(line))
+    assert isinstance(change, RouteChange)
+    return change
+
+
+def rule(line: str) -> RuleChange:
+    change, _ = parse_command(split_args(line))
+    assert isinstance(change, RuleChange)
+    return change
+
+
+def v4(text: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET, text)
+
+
+# ------------------------------------------------------------------ iproute2's defaults
+
+
+def test_add_with_a_gateway() -> None:
+    c = route("route add 198.51.100.0/24 via 192.0.2.1 dev v0 table 100")
+    assert (c.msg_type, c.flags) == (RTM.NEWROUTE, NLM_F.CREATE | NLM_F.EXCL)
+    assert (c.family, c.dst, c.dst_len) == (AF_INET, v4("198.51.100.0"), 24)
+    assert (c.table, c.protocol, c.scope, c.type) == (100, 3, RT_SCOPE.UNIVERSE, RTN.UNICAST)
+    assert (c.gateway, c.device, c.priority, c.prefsrc, c.mtu) == (
+        v4("192.0.2.1"),
+        "v0",
+        None,
+        None,
+        0,
+    )
+
+
+def test_direct_ipv4_route_gets_scope_link_ipv6_universe() -> None:
+    assert route("route add 198.51.100.0/24 dev v0").scope == RT_SCOPE.LINK
+    assert route("route add 2001:db8:5::/64 dev v0").scope == RT_SCOPE.UNIVERSE
+    assert route("route add 198.51.100.0/24 dev v0 scope host").scope == RT_SCOPE.HOST
+
+
+def test_delete_matches_any_protocol_type_and_scope() -> None:
+    c = route("route del 198.51.100.0/24 table 100")
+    assert (c.msg_type, c.flags) == (RTM.DELROUTE, 0)
+    assert (c.protocol, c.type, c.scope, c.table) == (0, 0, RT_SCOPE.NOWHERE, 100)
+    assert route("route del 2001:db8:5::/64").scope == RT_SCOPE.UNIVERSE
+
+
+def test_local_routes_go_to_table_local_with_scope_host() -> None:
+    c = route("route add local 198.51.100.7 dev v0")
+    assert (c.type, c.table, c.scope, c.dst_len) == (RTN.LOCAL, 255, RT_SCOPE.HOST, 32)
+    assert route("route add to broadcast 198.51.100.255 dev v0").scope == RT_SCOPE.LINK
+
+
+@pytest.mark.parametrize(
+    ("verb", "flags"),
+    [
+        ("add", NLM_F.CREATE | NLM_F.EXCL),
+        ("replace", NLM_F.CREATE | NLM_F.REPLACE),
+        ("change", NLM_F.REPLACE),
+        ("chg", NLM_F.REPLACE),
+        ("append", NLM_F.CREATE | NLM_F.APPEND),
+        ("prepend", NLM_F.CREATE),
+        ("test", NLM_F.EXCL),
+        ("a", NLM_F.CREATE | NLM_F.EXCL),
+        ("r", NLM_F.CREATE | NLM_F.REPLACE),
+    ],
+)
+def test_verbs(verb: str, flags: int) -> None:
+    assert route(f"route {verb} 198.51.100.0/24 dev v0").flags == flags
+
+
+def test_big_tables_go_in_rta_table() -> None:
+    body = route("route add 198.51.100.0/24 dev v0 table 1000").body(2)
+    assert body[4] == 0  # rtm_table: RT_TABLE_UNSPEC
+    assert (1000).to_bytes(4, "little") in body
+
+
+# ------------------------------------------------------------------ ip's syntax
+
+
+def test_abbreviations_and_numbers_as_ip_reads_them() -> None:
+    c = route("r a 10 dev v0 t 0x3e8 p 010 pro static")
+    assert (c.dst, c.dst_len) == (v4("10.0.0.0"), 32)
+    assert (c.table, c.priority, c.protocol) == (1000, 8, 4)
+    assert route("route add 0x0b.010.1 dev v0").dst == v4("11.8.1.0")
+    assert route("route add 198.51.100.0/255.255.255.0 dev v0").dst_len == 24
+    with pytest.raises(ParseError, match='"metric" value "static"'):
+        route("route add 198.51.100.0/24 dev v0 pr static")  # "pr" is priority in ip
+
+
+def test_default_takes_its_family_from_the_gateway() -> None:
+    assert route("route add default via 2001:db8::1 dev v0").family == AF_INET6
+    c = route("route add default dev v0")
+    assert (c.family, c.dst, c.dst_len) == (AF_INET, bytes(4), 0)
+    assert route("-6 route add default dev v0").family == AF_INET6
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("route add 198.51.100.0/24 dev v0 onlink", 'unsupported keyword "onlink"'),
+        ("route add 198.51.100.0/24 nexthop via 192.0.2.1", 'unsupported keyword "nexthop"'),
+        ("route add 198.51.100.0/24 dev v0 mtu lock 1400", "locked MTU"),
+        ("route add 198.51.100.0/24 dev v0 advmss 1400", 'unsupported keyword "advmss"'),
+        ("route add 198.51.100.0/24 via inet6 2001:db8::1", "RTA_VIA"),
+        ("route add 198.51.100.0/24 via 2001:db8::1", "an IPv4 address is expected"),
+        ("route add 198.51.100.0/33 dev v0", 'invalid prefix length "33"'),
+        ("route add 198.51.100.0/24 198.51.101.0/24", "duplicate"),
+        ("route add dev v0", "no destination prefix"),
+        ("route add 198.51.100.0/24 via", '"via" needs an argument'),
+        ("route frob 198.51.100.0/24", 'unknown route command "frob"'),
+        ("route show", "changes nothing"),
+        ("link set v0 up", 'object "link" is not supported'),
+        ("rule add from 198.51.100.0/24 iif v0 table 100", 'unsupported keyword "iif"'),
+        ("rule del", "requires arguments"),
+        ('route add "198.51.100.0/24', "unterminated quoted string"),
+    ],
+)
+def test_errors_name_the_problem(line: str, message: str) -> None:
+    with pytest.raises(ParseError, match=message):
+        parse_command(split_args(line))
+
+
+def test_rules() -> None:
+    r = rule("rule add from 198.51.100.0/24 lookup 100 priority 1000")
+    m = r.message
+    assert (r.msg_type, r.flags) == (RTM.NEWRULE, NLM_F.CREATE | NLM_F.EXCL)
+    assert (m.family, str(m.src), m.src_len, m.table, m.priority, m.action) == (
+        AF_INET, "198.51.100.0", 24, 100, 1000, FR_ACT.TO_TBL,
+    )  # fmt: skip
+    assert rule("rule add fwmark 0x10/0xff pref 5").message.table == 254  # main by default
+    assert rule("rule add to 2001:db8::/32 table 100").message.family == AF_INET6
+    d = rule("rule del priority 5")
+    assert (d.msg_type, d.message.table, d.message.action) == (RTM.DELRULE, 0, 0)
+    assert rule("rule add priority 6 blackhole").message.action == FR_ACT.BLACKHOLE
+    assert rule("rule add not fwmark 7 nop").message.flags == 2
+
+
+# ------------------------------------------------------------------ lines
+
+
+def test_lines_comments_continuations_and_quotes() -> None:
+    text = (
+        "# a comment\n"
+        "\n"
+        "route add 198.51.100.0/24 dev v0  # trailing\n"
+        "route add 198.51.101.0/24 \\\n"
+        "  dev v0\n"
+        "   \n"
+        "route add 198.51.102.0/24 \\ # no continuation after a comment\n"
+        'route add 198.51.103.0/24 dev "v0"\n'
+    )
+    assert list(iter_batch_lines(text)) == [
+        (3, "route add 198.51.100.0/24 dev v0  "),
+        (5, "route add 198.51.101.0/24   dev v0"),  # numbered by its last line, as ip does
+        (7, "route add 198.51.102.0/24 \\ "),
+        (8, 'route add 198.51.103.0/24 dev "v0"'),
+    ]
+    assert split_args('route add 198.51.103.0/24 dev "v0"') == [
+        "route",
+        "add",
+        "198.51.103.0/24",
+        "dev",
+        "v0",
+    ]
+    assert split_args("a 'b c' d") == ["a", "b c", "d"]
+
+
+# ------------------------------------------------------------------ ip commands
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "route add 198.51.100.0/24 via 192.0.2.1 dev v0 table 100 mtu 1400 metric 7",
+        "route replace 198.51.100.0/24 dev v0 proto static scope host src 192.0.2.2",
+        "route del 198.51.100.0/24 table 100",
+        "route append local 198.51.100.7 dev v0 table 100",
+        "route add blackhole 198.51.100.0/24 table 1000",
+        "route add default via 2001:db8::1 dev v0",
+        "rule add not from 198.51.100.0/24 to 203.0.113.0/24 fwmark 0x10/0xff table 100 pref 5",
+        "rule del priority 7",
+        "rule add priority 8 prohibit",
+        "rule add to 2001:db8::/32 table 100 protocol static",
+    ],
+)
+def test_ip_args_send_the_same_request(line: str) -> None:
+    change, _ = parse_command(split_args(line))
+    again, _ = parse_command(change.ip_args())
+    assert again == change
+
+
+def test_ip_args_leave_out_ips_own_choices() -> None:
+    assert route("route add 198.51.100.0/24 dev v0 scope link proto boot table main").ip_args() == [
+        "route", "add", "198.51.100.0/24", "dev", "v0",
+    ]  # fmt: skip
+    assert route("route del 198.51.100.0/24 table 100").ip_args()[:2] == ["route", "del"]
+
+
+# ------------------------------------------------------------------ the fast path
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        "via 192.0.2.1 dev v0 table 100",
+        "via 192.0.2.1 dev v0 table 1000 metric 5 mtu 1400 proto static",
+        "dev v0",
+        "table 100",
+    ],
+)
+@pytest.mark.parametrize("verb", ["add", "replace", "del"])
+def test_template_bodies_equal_the_full_parse(verb: str, tail: str) -> None:
+    first = route(f"route {verb} 198.51.100.0/24 {tail}")
+    template = _Template(first, first.body(7))
+    for prefix in ("198.18.0.1", "198.18.0.0/15", "203.0.113.128/25", "0.0.0.0/0", "10.1.2.3/32"):
+        full = route(f"route {verb} {prefix} {tail}")
+        assert template.body(prefix) == full.body(7), prefix
+    # What the template cannot do is left to the full parser.
+    for prefix in ("default", "2001:db8::/64", "10", "198.18.0.0/024", "198.18.0.0/33",
+                   "198.18.0.0/255.255.0.0", "01.2.3.4"):  # fmt: skip
+        assert template.body(prefix) is None, prefix
+
+
+# ------------------------------------------------------------------ ip -json
+
+
+def test_json_array_items_and_lines() -> None:
+    text = '[{"dst":"198.51.100.0/24","dev":"v0"},\n {"dst":"default","gateway":"192.0.2.1"}]'
+    assert [(line, item) for line, item, _ in iter_json(text)] == [(1, 1), (2, 2)]
+    lines = '{"dst":"198.51.100.0/24"}\n\n{"priority":5,"src":"all","table":"100"}\n'
+    assert [(line, item) for line, item, _ in iter_json(lines)] == [(1, 1), (3, 2)]
+    with pytest.raises(ParseError, match="line 2"):
+        list(iter_json('{"dst":"198.51.100.0/24"}\n{"dst" 1}\n'))
+
+
+def test_json_route_defaults_are_what_ip_leaves_out() -> None:
+    c = change_from_json({"dst": "198.51.100.0/24", "gateway": "192.0.2.1", "dev": "v0",
+                          "flags": ["linkdown"]})  # fmt: skip
+    assert isinstance(c, RouteChange)
+    assert (c.flags, c.table, c.protocol, c.scope, c.type) == (
+        NLM_F.CREATE | NLM_F.REPLACE, 254, 3, 0, RTN.UNICAST,
+    )  # fmt: skip
+    c = change_from_json({"type": "local", "dst": "198.51.100.7", "dev": "v0", "table": "local",
+                          "protocol": "kernel", "scope": "host", "prefsrc": "198.51.100.7",
+                          "metrics": [{"mtu": 1400}], "metric": 0})  # fmt: skip
+    assert isinstance(c, RouteChange)
+    assert (c.type, c.table, c.protocol, c.scope, c.dst_len, c.mtu, c.priority) == (
+        RTN.LOCAL, 255, 2, RT_SCOPE.HOST, 32, 1400, 0,
+    )  # fmt: skip
+    assert change_from_json({"dst": "default", "family": "inet6", "dev": "v0"}).family == AF_INET6
+
+
+def test_json_refuses_what_it_cannot_send() -> None:
+    with pytest.raises(ParseError, match="nexthops"):
+        change_from_json({"dst": "198.51.100.0/24", "nexthops": []})
+    with pytest.raises(ParseError, match="onlink"):
+        change_from_json({"dst": "198.51.100.0/24", "flags": ["onlink"]})
+    with pytest.raises(ParseError, match="advmss"):
+        change_from_json({"dst": "198.51.100.0/24", "metrics": [{"advmss": 1}]})
+
+
+def test_json_rules_are_adds_that_may_exist() -> None:
+    r = change_from_json({"priority": 500, "src": "all", "fwmark": "0x10", "fwmask": "0xff",
+                          "table": "101"})  # fmt: skip
+    assert isinstance(r, RuleChange) and r.exists_ok
+    m = r.message
+    assert (m.priority, m.fwmark, m.fwmask, m.table, m.src) == (500, 0x10, 0xFF, 101, None)
+    r = change_from_json({"priority": 10, "src": "2001:db8::", "srclen": 32, "table": "main"})
+    assert isinstance(r, RuleChange)
+    assert (r.message.family, r.message.src_len) == (AF_INET6, 32)
