@@ -8,19 +8,19 @@ STAMP  := $(VENV)/.installed
 
 # Lint only the trees that exist (benchmarks/ may not be there yet); ruff fails on a
 # missing path.
-LINT_PATHS := $(wildcard asyncroute tests benchmarks)
+LINT_PATHS := $(wildcard asyncroute tests benchmarks examples)
 
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: venv lint typecheck test fuzz soak bench bench-quick bench-micro bench-1m clean
+.PHONY: venv lint typecheck test fuzz soak bench bench-quick bench-micro bench-1m docs docs-serve dist clean
 
 venv: $(STAMP)
 
 $(STAMP): pyproject.toml
 	test -x $(PYTHON) || python3 -m venv $(VENV)
-	$(BIN)/pip install -q -e '.[test,dev,bench]'
+	$(BIN)/pip install -q -e '.[test,dev,bench,docs]'
 	touch $@
 
 lint: $(STAMP)
@@ -57,6 +57,19 @@ bench-1m: $(STAMP)
 # Encode/decode micro-benchmarks against pyroute2 (pytest-benchmark; not part of make test).
 bench-micro: $(STAMP)
 	$(PYTHON) -m pytest benchmarks/test_micro.py -p no:cacheprovider --benchmark-columns=median,ops
+
+# The documentation site (MkDocs + Material, API reference from the docstrings) into
+# site/, in strict mode: any warning, broken link or missing reference fails.
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+docs-serve: $(STAMP)
+	$(BIN)/mkdocs serve
+
+# A wheel and an sdist in dist/ (tests/release checks they install into a fresh venv).
+dist: $(STAMP)
+	rm -rf dist
+	$(PYTHON) -m build --outdir dist .
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis dist build site

@@ -5,6 +5,9 @@ Cilium's route package (``Route``, ``Rule``, ``upsert``/``delete``/``lookup``,
 thousands of requests in flight on one socket, under asyncio or trio.
 """
 
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
+
 from . import mtu
 from ._retry import ROUTE_REPLACE_MAX_TRIES, ROUTE_REPLACE_RETRY_INTERVAL, RetryPolicy
 from .client import (
@@ -147,3 +150,9 @@ __all__ = [
     "subscribe",
     "upsert",
 ]
+
+try:
+    #: The installed distribution's version (PEP 440), e.g. "0.1.0".
+    __version__ = _version("asyncroute")
+except _PackageNotFoundError:  # pragma: no cover - running from a tree that is not installed
+    __version__ = "0+unknown"
