@@ -244,6 +244,10 @@ class RequestBatch(_Waiter):
             self._yielded = time.monotonic()
         elif (now := time.monotonic()) - self._yielded >= YIELD_INTERVAL:
             self._yielded = now
+            # A fast load may never wait for the window: report progress here too, or a
+            # progress bar would jump from 0 to the end.
+            if self._progress is not None:
+                self._progress(len(self.results) - self.outstanding)
             await anyio.lowlevel.checkpoint()
 
     def add(self, item: Message | AsyncrouteError) -> None:

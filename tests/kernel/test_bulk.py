@@ -206,3 +206,18 @@ async def test_rollback_removes_only_the_nexthop_routes_this_call_created(
             )
     # GATEWAYS[0]'s nexthop route was created by the call and removed; GATEWAYS[1]'s stays.
     assert oracle.route_dsts(netns.name, table=TABLE) == {f"{GATEWAYS[1]}/32"}
+
+
+async def test_progress_is_reported_while_a_fast_load_runs(netns: Namespace) -> None:
+    """A load that never waits for the window still reports progress as it goes (the
+    producer reports each time it yields to the event loop), rising, ending at the total."""
+    count = 50_000
+    seen: list[int] = []
+    async with connect_in(netns) as conn:
+        results = await conn.upsert_many(v4_routes(count), progress=seen.append)
+        assert_all_true(results, count)
+        assert await conn.delete_many(v4_routes(count)) == [True] * count
+    assert seen[-1] == count
+    assert seen == sorted(seen)
+    # 50,000 routes take tens of milliseconds at least; progress comes every 3 ms of it.
+    assert len(set(seen)) >= 5, seen
