@@ -1,9 +1,13 @@
 """Every runnable example in the docs runs, in a namespace, and prints what the docs say.
 
-A runnable example is a fenced ```` ```python ```` block whose first line is
-``# example: NAME``; it is a complete program taking the namespace name as its only
-argument.  If the next fenced block after it is a ```` ```text ```` block right after an
-"Output:" line, the program's stdout must equal it.
+A runnable example is a fenced ```` ```python ```` block, in any page under ``docs/``
+(guides included), whose first line is ``# example: NAME``; it is a complete program
+taking the namespace name as its only argument.  If the next fenced block after it is a
+```` ```text ```` block right after an "Output:" line, the program's stdout must equal it.
+
+Pages also include whole files with pymdownx.snippets (``--8<-- "examples/X.py"``, paths
+relative to the repository root); those files are run by ``tests/examples``, and here
+every included path must exist.
 """
 
 from __future__ import annotations
@@ -20,8 +24,10 @@ from asyncroute.testing import Namespace
 
 pytestmark = pytest.mark.kernel
 
-DOCS = Path(__file__).parents[2] / "docs"
+ROOT = Path(__file__).parents[2]
+DOCS = ROOT / "docs"
 _BLOCK = re.compile(r"```(\w*)\n(.*?)```", re.S)
+_SNIPPET = re.compile(r'^\s*--8<-- "([^"]+)"\s*$', re.M)
 
 
 @dataclass(frozen=True)
@@ -34,7 +40,7 @@ class Example:
 
 def examples() -> list[Example]:
     found: list[Example] = []
-    for page in sorted(DOCS.glob("*.md")):
+    for page in sorted(DOCS.glob("**/*.md")):
         text = page.read_text()
         blocks = list(_BLOCK.finditer(text))
         for i, block in enumerate(blocks):
@@ -48,7 +54,8 @@ def examples() -> list[Example]:
                 between = text[block.end() : following.start()]
                 if following.group(1) == "text" and between.strip() == "Output:":
                     output = following.group(2)
-            found.append(Example(page.name, first.removeprefix("# example: "), body, output))
+            name = first.removeprefix("# example: ")
+            found.append(Example(page.relative_to(DOCS).as_posix(), name, body, output))
     return found
 
 
@@ -56,11 +63,24 @@ EXAMPLES = examples()
 
 
 def test_the_docs_have_examples() -> None:
-    """Guards against the collector silently finding nothing."""
+    """Guards against the collector silently finding nothing, here or in subfolders."""
     assert {(e.page, e.name) for e in EXAMPLES} >= {
         ("events.md", "watch"),
         ("events.md", "reconcile"),
+        ("guides/reconcile.md", "device-down"),
+        ("guides/multipath-nexthops.md", "nexthop-deletion"),
     }
+
+
+def test_included_files_exist() -> None:
+    """Every ``--8<-- "path"`` names a file (the site build fails otherwise, later)."""
+    included = {
+        (page.relative_to(DOCS).as_posix(), path)
+        for page in DOCS.glob("**/*.md")
+        for path in _SNIPPET.findall(page.read_text())
+    }
+    assert ("guides/bulk-loading.md", "examples/bulk_load.py") in included
+    assert [(page, path) for page, path in sorted(included) if not (ROOT / path).is_file()] == []
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=[f"{e.page}:{e.name}" for e in EXAMPLES])
