@@ -13,6 +13,8 @@ LINT_PATHS := $(wildcard asyncroute tests benchmarks examples)
 PYTEST_ARGS ?=
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# Material for MkDocs prints an advertisement banner on every build otherwise.
+export NO_MKDOCS_2_WARNING := 1
 
 .PHONY: venv lint typecheck test fuzz soak bench bench-quick bench-micro bench-1m docs docs-serve dist clean
 

@@ -32,8 +32,11 @@ __all__ = [
     "NetlinkOption",
 ]
 
+#: Either address family (a dump of both; ``socket.AF_UNSPEC`` as a plain int).
 AF_UNSPEC = int(socket.AF_UNSPEC)
+#: IPv4, for the ``family`` arguments (``socket.AF_INET`` as a plain int).
 AF_INET = int(socket.AF_INET)
+#: IPv6, for the ``family`` arguments (``socket.AF_INET6`` as a plain int).
 AF_INET6 = int(socket.AF_INET6)
 
 #: ``SOL_NETLINK`` socket option level (``linux/socket.h``); Python's socket module lacks it.

@@ -64,9 +64,11 @@ class Route:
         local: preferred source address (RTA_PREFSRC).
         device: output device name.
         mtu: route MTU (0: none).  0..65535.
-        proto: rtm_protocol (0: boot).  scope: rtm_scope (0: universe, host for local
-        routes).  type: rtm_type (0: unicast).  Each 0..255.
-        table: routing table (0: main).  priority: metric.  Each 0..2**32-1.
+        proto: rtm_protocol (0: boot).  0..255.
+        scope: rtm_scope (0: universe, host for local routes).  0..255.
+        type: rtm_type (0: unicast).  0..255.
+        table: routing table (0: main).  0..2**32-1.
+        priority: metric.  0..2**32-1.
         nexthops: ECMP hops (:class:`~asyncroute.Nexthop`), sent as RTA_MULTIPATH; then
             ``nexthop`` and ``device`` stay unset (each hop has its own).
         nexthop_id: use the kernel nexthop object (or group) with this id (RTA_NH_ID,
