@@ -136,7 +136,8 @@ class RouteAdded:
     def replaced(self) -> bool:
         """True if the kernel flagged the notification NLM_F_REPLACE: the route took the
         place of another with the same key (``ip route replace``, or a nexthop object
-        it uses was replaced)."""
+        it uses was replaced).  The kernel's flag, not a comparison: IPv6 also sets it
+        when a replace request creates a new multipath route (Linux 6.18, measured)."""
         return bool(self.message.flags & NLM_F.REPLACE)
 
 
