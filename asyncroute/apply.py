@@ -248,8 +248,16 @@ class _Applier:
                     self.fail(line, item, text, found)
                     return None
                 oif = found
+            hop_oifs: list[int] = []
+            for hop in change.hops:
+                if hop.device is not None:
+                    found = await self.oif(hop.device)
+                    if isinstance(found, KernelError):
+                        self.fail(line, item, text, found)
+                        return None
+                    hop_oifs.append(found)
             try:
-                body: Body = change.body(oif)
+                body: Body = change.body(oif, hop_oifs)
             except ValueError as exc:
                 self.fail(line, item, text, ParseError(str(exc)))
                 return None

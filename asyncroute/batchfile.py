@@ -20,9 +20,11 @@ that ``asyncroute apply`` leaves the kernel in the state ``ip -batch`` leaves it
   (``0x`` hex, leading ``0`` octal), names come from iproute2's tables and
   ``/etc/iproute2/rt_tables``, ``rt_protos`` and ``rt_scopes``.
 
-Keywords ``ip`` knows but asyncroute cannot send (``onlink``, ``nexthop``, ``encap``,
-``from``, ``tos`` on routes, metrics other than ``mtu`` …) are a :class:`ParseError`
-naming the keyword, never silently dropped.
+Multipath routes (``nexthop via GW [dev D] [weight W] [onlink]``, repeated, to the end of
+the line), routes via a nexthop object (``nhid N``) and ``onlink`` are sent as ``ip``
+sends them (RTA_MULTIPATH, RTA_NH_ID, RTNH_F_ONLINK in ``rtm_flags``).  Keywords ``ip``
+knows but asyncroute cannot send (``encap``, ``from``, ``tos`` on routes, metrics other
+than ``mtu`` …) are a :class:`ParseError` naming the keyword, never silently dropped.
 
 Extensions over ``ip -batch``: a line may start with ``-4`` or ``-6`` (``ip`` 6.1
 rejects that with 'Object "-6" is unknown'), and a rule takes its family from its
@@ -37,15 +39,18 @@ import os
 import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from ipaddress import ip_address
 from typing import Any
 
-from ._codec import pack_route_body
+from ._codec import RTAX_MTU, encode_body, pack_route_body
 from .constants import AF_INET, AF_INET6, AF_UNSPEC, FR_ACT, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTN
+from .constants import RTNH_F as _RTNH_F
 from .constants import RTPROT as _RTPROT
-from .messages import RuleMessage
+from .messages import MultipathHop, RouteMessage, RuleMessage
 
 __all__ = [
     "Change",
+    "HopChange",
     "ParseError",
     "RouteChange",
     "RuleChange",
@@ -382,7 +387,8 @@ def _default_table(rtype: int) -> int:
 
 
 def _default_scope(msg_type: int, family: int, rtype: int, gateway: bool) -> int:
-    """The scope ``iproute_modify()`` sends when the command gives none."""
+    """The scope ``iproute_modify()`` sends when the command gives none; ``gateway``:
+    the route has a gateway, ``nexthop``s or an ``nhid`` (``gw_ok || nhs_ok || nhid``)."""
     if family == AF_INET6:
         return RT_SCOPE.UNIVERSE
     if rtype in (RTN.LOCAL, RTN.NAT):
@@ -398,11 +404,39 @@ def _default_scope(msg_type: int, family: int, rtype: int, gateway: bool) -> int
     return RT_SCOPE.NOWHERE if msg_type == RTM.DELROUTE else RT_SCOPE.UNIVERSE
 
 
+_ONLINK = int(_RTNH_F.ONLINK)
+
+
+@dataclass(frozen=True, slots=True)
+class HopChange:
+    """One ``nexthop via GW [dev D] [weight W] [onlink]`` of a multipath route, as
+    ``parse_one_nh()`` reads it: ``flags`` are RTNH_F_* (RTNH_F_ONLINK)."""
+
+    gateway: bytes | None = None
+    device: str | None = None
+    weight: int = 1
+    flags: int = 0
+
+    def ip_args(self, family: int) -> list[str]:
+        """``nexthop via GW dev D weight W [onlink]`` (what ``ip route show`` prints)."""
+        argv = ["nexthop"]
+        if self.gateway is not None:
+            argv += ["via", _address_text(family, self.gateway)]
+        if self.device is not None:
+            argv += ["dev", self.device]
+        argv += ["weight", str(self.weight)]
+        if self.flags & _ONLINK:
+            argv.append("onlink")
+        return argv
+
+
 @dataclass(frozen=True, slots=True)
 class RouteChange:
     """One RTM_NEWROUTE/RTM_DELROUTE request, with every header field resolved the way
-    ``ip route`` resolves it.  ``gateway``, ``priority``, ``prefsrc`` and ``mtu`` are
-    sent only when set; ``device`` is resolved to an ifindex when the request is sent.
+    ``ip route`` resolves it.  ``gateway``, ``priority``, ``prefsrc``, ``mtu``, ``hops``
+    (RTA_MULTIPATH) and ``nhid`` (RTA_NH_ID) are sent only when set; ``rtm_flags`` is
+    the header's flags byte (RTNH_F_ONLINK for ``onlink``).  Device names (``device``
+    and each hop's) are resolved to ifindexes when the request is sent.
     """
 
     verb: str
@@ -420,25 +454,73 @@ class RouteChange:
     prefsrc: bytes | None = None
     mtu: int = 0
     device: str | None = None
+    hops: tuple[HopChange, ...] = ()
+    nhid: int | None = None
+    rtm_flags: int = 0
 
-    def body(self, oif: int) -> bytes:
+    def devices(self) -> list[str]:
+        """The device names the request needs, ``device`` first, then the hops'."""
+        names = [] if self.device is None else [self.device]
+        names += [hop.device for hop in self.hops if hop.device is not None]
+        return names
+
+    def body(self, oif: int, hop_oifs: Sequence[int] = ()) -> bytes:
         """The request body (``struct rtmsg`` and attributes) with output device ``oif``
-        (0: none)."""
+        (0: none) and the hops' ifindexes ``hop_oifs`` (one per hop with a device, in
+        order)."""
         table = self.table
-        return pack_route_body(
-            self.family,
-            self.dst_len,
-            table if table < 256 else RT_TABLE.UNSPEC,
-            self.protocol,
-            self.scope,
-            self.type,
-            self.dst or bytes(_ADDRESS_SIZE[self.family]),
-            oif,
-            self.gateway,
-            self.priority,
-            self.prefsrc,
-            self.mtu,
-            table if table >= 256 else None,
+        if not (self.hops or self.nhid is not None or self.rtm_flags):
+            return pack_route_body(
+                self.family,
+                self.dst_len,
+                table if table < 256 else RT_TABLE.UNSPEC,
+                self.protocol,
+                self.scope,
+                self.type,
+                self.dst or bytes(_ADDRESS_SIZE[self.family]),
+                oif,
+                self.gateway,
+                self.priority,
+                self.prefsrc,
+                self.mtu,
+                table if table >= 256 else None,
+            )
+        # The rarer shapes go through the general encoder.  RTA_DST stays the first
+        # attribute (apply's templates rely on it); RTA_OIF is left out when there is no
+        # device, as ip does.
+        indexes = list(hop_oifs)
+        if len(indexes) != sum(hop.device is not None for hop in self.hops):
+            names = [hop.device for hop in self.hops if hop.device is not None]
+            raise ValueError(f"{len(indexes)} ifindexes for the hops' devices {names}")
+        indexes.reverse()
+        hops = tuple(
+            MultipathHop(
+                indexes.pop() if hop.device is not None else 0,
+                None if hop.gateway is None else ip_address(hop.gateway),
+                hop.weight - 1,
+                hop.flags,
+            )
+            for hop in self.hops
+        )
+        return encode_body(
+            RouteMessage(
+                family=self.family,
+                dst_len=self.dst_len,
+                table=table if table < 256 else RT_TABLE.UNSPEC,
+                protocol=self.protocol,
+                scope=self.scope,
+                type=self.type,
+                flags=self.rtm_flags,
+                dst=ip_address(self.dst or bytes(_ADDRESS_SIZE[self.family])),
+                oif=oif or None,
+                gateway=None if self.gateway is None else ip_address(self.gateway),
+                priority=self.priority,
+                prefsrc=None if self.prefsrc is None else ip_address(self.prefsrc),
+                metrics=((RTAX_MTU, self.mtu),) if self.mtu else (),
+                multipath=hops or None,
+                table_id=table if table >= 256 else None,
+                nexthop_id=self.nhid,
+            )
         )
 
     @property
@@ -452,22 +534,26 @@ class RouteChange:
     def ip_args(self) -> list[str]:
         """The ``ip`` arguments that send exactly this request: ``[-6] route VERB …``,
         with the type, table, protocol and scope only where they differ from what ``ip``
-        would choose itself."""
+        would choose itself, and the nexthops last."""
         argv = ["-6"] if self.family == AF_INET6 else []
         argv += ["route", "del" if self.verb == "delete" else self.verb]
         deleting = self.msg_type == RTM.DELROUTE
         if self.type != (RTN.UNSPEC if deleting else RTN.UNICAST):
             argv.append(type_name(self.type))
         argv.append(self.prefix)
+        if self.nhid is not None:
+            argv += ["nhid", str(self.nhid)]
         if self.gateway is not None:
             argv += ["via", _address_text(self.family, self.gateway)]
         if self.device is not None:
             argv += ["dev", self.device]
+        if self.rtm_flags & _ONLINK:
+            argv.append("onlink")
         if self.table != _default_table(self.type):
             argv += ["table", table_name(self.table)]
         if self.protocol != (0 if deleting else RTPROT_BOOT):
             argv += ["proto", protocol_name(self.protocol)]
-        default = _default_scope(self.msg_type, self.family, self.type, self.gateway is not None)
+        default = _default_scope(self.msg_type, self.family, self.type, self._has_nexthop())
         if self.scope != default:
             argv += ["scope", scope_name(self.scope)]
         if self.priority is not None:
@@ -476,7 +562,12 @@ class RouteChange:
             argv += ["src", _address_text(self.family, self.prefsrc)]
         if self.mtu:
             argv += ["mtu", str(self.mtu)]
+        for hop in self.hops:  # ip reads nexthops up to the end of the line
+            argv += hop.ip_args(self.family)
         return argv
+
+    def _has_nexthop(self) -> bool:
+        return self.gateway is not None or bool(self.hops) or self.nhid is not None
 
 
 #: The protocol ``ip`` gives the routes it adds (``proto boot``).
@@ -492,9 +583,6 @@ _UNSUPPORTED_ROUTE_EXACT = frozenset(
         "advmss",
         "rtt",
         "rto_min",
-        "onlink",
-        "nexthop",
-        "nhid",
         "encap",
         "ttl-propagate",
     )
@@ -546,10 +634,17 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
     protocol: int | None = None
     scope: int | None = None
     rtype: int | None = None
+    hops: tuple[HopChange, ...] = ()
+    nhid: int | None = None
+    rtm_flags = 0
     index = 0
     count = len(args)
     while index < count:
         word = args[index]
+        if word == "nexthop":
+            # iproute_modify() stops at "nexthop": the rest of the line is nexthops.
+            family, hops = _parse_nexthops(args[index:], family)
+            break
         if word == "src":
             index += 1
             family, prefsrc = parse_address(_next(args, index, word), family, "src")
@@ -598,11 +693,14 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
             raise _unsupported(word, "a VRF")
         elif word in ("dev", "oif"):
             index += 1
-            device = _next(args, index, word)
-            if not 0 < len(device.encode()) < 16 or "/" in device or " " in device:
-                raise ParseError(f'"{device}" is not a valid device name')
+            device = _device_name(_next(args, index, word))
         elif matches(word, "pref"):
             raise _unsupported(word, "an IPv6 router preference")
+        elif word == "nhid":
+            index += 1
+            nhid = strtoul(_next(args, index, word), '"id" value')
+        elif word == "onlink":
+            rtm_flags |= _ONLINK
         else:
             at = index
             if word == "to":
@@ -636,7 +734,8 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
     if protocol is None:
         protocol = 0 if deleting else RTPROT_BOOT
     if scope is None:
-        scope = _default_scope(msg_type, family, rtype, gateway is not None)
+        nexthop = gateway is not None or bool(hops) or nhid is not None
+        scope = _default_scope(msg_type, family, rtype, nexthop)
     change = RouteChange(
         name,
         msg_type,
@@ -653,8 +752,68 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
         prefsrc,
         mtu,
         device,
+        hops,
+        nhid,
+        rtm_flags,
     )
     return change, prefix_index
+
+
+def _parse_nexthops(args: Sequence[str], family: int) -> tuple[int, tuple[HopChange, ...]]:
+    """``parse_nexthops()``: ``nexthop [via [FAMILY] GW] [dev D] [weight W] [onlink]``,
+    repeated to the end of ``args``; the family (the first gateway settles it if the
+    prefix did not) and the hops."""
+    hops: list[HopChange] = []
+    index, count = 0, len(args)
+    while index < count:
+        if args[index] != "nexthop":
+            raise ParseError(f'"nexthop" or end of line is expected instead of "{args[index]}"')
+        if index + 1 >= count:
+            raise ParseError('unexpected end of line after "nexthop"')
+        gateway: bytes | None = None
+        device: str | None = None
+        weight, flags = 1, 0
+        index += 1
+        while index < count:
+            word = args[index]
+            if word == "via":
+                index += 1
+                text = _next(args, index, word)
+                via_family = _family_word(text)
+                if via_family is not None:
+                    index += 1
+                    text = _next(args, index, word)
+                via_family, gateway = parse_address(text, via_family or family, "via")
+                if family not in (AF_UNSPEC, via_family):
+                    raise _unsupported("via", "a gateway of another family (RTA_VIA)")
+                family = via_family
+            elif word == "dev":
+                index += 1
+                device = _device_name(_next(args, index, word))
+            elif word == "weight":
+                index += 1
+                text = _next(args, index, word)
+                try:
+                    weight = strtoul(text, '"weight"', 256)
+                except ParseError:
+                    weight = 0
+                if weight == 0:
+                    raise ParseError(f'"weight" is invalid: "{text}" (1..256)')
+            elif word == "onlink":
+                flags |= _ONLINK
+            elif matches(word, "realms") or word in ("encap", "as"):
+                raise _unsupported(word, "this nexthop attribute")
+            else:
+                break
+            index += 1
+        hops.append(HopChange(gateway, device, weight, flags))
+    return family, tuple(hops)
+
+
+def _device_name(text: str) -> str:
+    if not 0 < len(text.encode()) < 16 or "/" in text or " " in text:
+        raise ParseError(f'"{text}" is not a valid device name')
+    return text
 
 
 # ------------------------------------------------------------------ rule changes
@@ -946,8 +1105,22 @@ _STATUS_FLAGS = frozenset(
     ("dead", "linkdown", "offload", "trap", "offload_failed", "pervasive", "notify", "unresolved")
 )
 _ROUTE_KEYS = frozenset(
-    ("type", "dst", "gateway", "dev", "table", "protocol", "scope", "metric", "prefsrc", "metrics")
+    (
+        "type",
+        "dst",
+        "nhid",
+        "gateway",
+        "dev",
+        "table",
+        "protocol",
+        "scope",
+        "metric",
+        "prefsrc",
+        "metrics",
+        "nexthops",
+    )
 )
+_HOP_KEYS = frozenset(("gateway", "dev", "weight", "flags"))
 _RULE_KEYS = frozenset(
     (
         "priority",
@@ -986,26 +1159,74 @@ def _json_family(obj: Mapping[str, Any]) -> int:
     return chosen
 
 
+def _json_flags(obj: Mapping[str, Any], what: str) -> int:
+    """RTNH_F_ONLINK if ``"flags"`` holds ``"onlink"``; status flags are ignored."""
+    flags = obj.get("flags") or []
+    if not isinstance(flags, list) or any(f not in _STATUS_FLAGS and f != "onlink" for f in flags):
+        raise ParseError(
+            f"unsupported {what} flags {flags!r} (onlink is sent, status flags are ignored)"
+        )
+    return _ONLINK if "onlink" in flags else 0
+
+
+def _json_hops(obj: Mapping[str, Any], family: int) -> tuple[int, tuple[HopChange, ...]]:
+    items = obj.get("nexthops")
+    if not isinstance(items, list) or not items:
+        raise ParseError(f'"nexthops": expected a list of nexthop objects, got {items!r}')
+    hops = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ParseError(f'"nexthops": expected a nexthop object, got {item!r}')
+        unknown = item.keys() - _HOP_KEYS
+        if unknown:
+            raise ParseError(f"unsupported nexthop field(s): {', '.join(sorted(unknown))}")
+        gateway = None
+        if "gateway" in item:
+            text = _json_text(item["gateway"], "gateway")
+            family, gateway = parse_address(text, family, "nexthops: gateway")
+        device = item.get("dev")
+        if device is not None:
+            if not isinstance(device, str):
+                raise ParseError(f'"nexthops": "dev": expected a device name, got {device!r}')
+            device = _device_name(device)
+        weight = strtoul(_json_text(item.get("weight", 1), "weight"), '"weight"', 256)
+        if weight == 0:
+            raise ParseError('"nexthops": "weight" must be 1..256')
+        hops.append(HopChange(gateway, device, weight, _json_flags(item, "nexthop")))
+    return family, tuple(hops)
+
+
 def route_from_json(obj: Mapping[str, Any]) -> RouteChange:
     """A ``route replace`` from one object of ``ip -json route show``: absent fields
     mean what ``ip`` leaves out (table main, protocol boot, scope universe, type
     unicast, no metric), so replacing a listed route recreates it exactly.  An optional
-    ``"family": "inet6"`` settles ``"dst": "default"`` without a gateway."""
+    ``"family": "inet6"`` settles ``"dst": "default"`` without a gateway.
+
+    ``"nexthops"`` is a multipath route; ``"onlink"`` in ``"flags"`` is sent.  A route
+    with ``"nhid"`` uses that nexthop object: its ``"gateway"``, ``"dev"``,
+    ``"nexthops"`` and ``onlink`` are the object's (``ip`` shows them with
+    ``net.ipv4.nexthop_compat_mode``, the default) and are not sent."""
     unknown = obj.keys() - _ROUTE_KEYS - _IGNORED_ROUTE_KEYS
     if unknown:
         raise ParseError(f"unsupported route field(s): {', '.join(sorted(unknown))}")
-    flags = obj.get("flags") or []
-    if not isinstance(flags, list) or any(f not in _STATUS_FLAGS for f in flags):
-        raise ParseError(f"unsupported route flags {flags!r} (only status flags are ignored)")
+    rtm_flags = _json_flags(obj, "route")
     if obj.get("pref", "medium") != "medium":
         raise ParseError(f'"pref": asyncroute cannot send router preference {obj["pref"]!r}')
     family = _json_family(obj)
     if "dst" not in obj:
         raise ParseError('a route object needs "dst"')
+    nhid = None
+    if "nhid" in obj:
+        nhid = strtoul(_json_text(obj["nhid"], "nhid"), '"nhid"')
+        obj = {k: v for k, v in obj.items() if k not in ("gateway", "dev", "nexthops")}
+        rtm_flags = 0
     # An address settles the family before "default" needs it.
     for key in ("gateway", "prefsrc"):
         if key in obj and family == AF_UNSPEC:
             family = parse_address(_json_text(obj[key], key), AF_UNSPEC, key)[0]
+    hops: tuple[HopChange, ...] = ()
+    if "nexthops" in obj:
+        family, hops = _json_hops(obj, family)
     family, dst, dst_len = parse_prefix(_json_text(obj["dst"], "dst"), family, "dst")
     if family == AF_UNSPEC:
         family = AF_INET
@@ -1052,6 +1273,9 @@ def route_from_json(obj: Mapping[str, Any]) -> RouteChange:
         prefsrc,
         mtu,
         device,
+        hops,
+        nhid,
+        rtm_flags,
     )
 
 

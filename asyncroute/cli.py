@@ -1,10 +1,12 @@
 """The ``asyncroute`` command (also ``python -m asyncroute``).
 
 Subcommands:
-  route   upsert, delete, lookup, list routes (Cilium's operations, ip route's words)
-  rule    replace, delete, list policy rules (Cilium's operations, ip rule's words)
-  apply   apply a batch file or ip -json output, as ip -batch would, pipelined
-  bench   measure route programming against iproute2, pyroute2 and the raw netlink floor
+  route    upsert, delete, lookup, list routes (Cilium's operations, ip route's words)
+  rule     replace, delete, list policy rules (Cilium's operations, ip rule's words)
+  apply    apply a batch file or ip -json output, as ip -batch would, pipelined
+  nexthop  replace, delete, show, list nexthop objects (ip nexthop's words)
+  monitor  the event stream: one line (or JSON object) per route/rule/nexthop/link event
+  bench    measure route programming against iproute2, pyroute2 and the raw netlink floor
 
 Each subcommand lives in its own module, which provides ``add_arguments(parser)`` and
 ``run(args) -> int``; :data:`SUBCOMMANDS` lists them.  A module is imported when the
@@ -26,8 +28,9 @@ __all__ = ["SUBCOMMANDS", "Subcommand", "build_parser", "main"]
 _DESCRIPTION = """\
 asyncroute: program Linux routes over rtnetlink from async Python.
 
-Every route/rule/apply command takes --netns NAME (work in that network namespace)
-and --json (machine-readable output); `asyncroute COMMAND --help` shows examples.
+Every route/rule/apply/nexthop/monitor command takes --netns NAME (work in that
+network namespace) and --json (machine-readable output); `asyncroute COMMAND --help`
+shows examples.
 
 examples:
   asyncroute route upsert 198.51.100.0/24 via 192.0.2.1 dev v0 table 100 mtu 1400
@@ -35,6 +38,8 @@ examples:
   asyncroute route list table 100
   asyncroute rule replace priority 100 fwmark 0xf00/0xf00 table 100
   asyncroute apply routes.batch              # like ip -batch routes.batch
+  asyncroute nexthop replace id 1 via 192.0.2.1 dev v0
+  asyncroute monitor --json                  # like ip monitor, one JSON object a line
   sudo asyncroute bench                      # the full benchmark (what `make bench` runs)
 """
 
@@ -93,9 +98,22 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
         "asyncroute.cli_apply",
         "apply a batch file or ip -json output (what ip -batch does, pipelined)",
     ),
-    # `monitor` (route/rule/link events) goes here, in asyncroute/cli_monitor.py with
-    # add_arguments(parser) and run(args) -> int, e.g.:
-    # Subcommand("monitor", "asyncroute.cli_monitor", "print route and rule events"),
+    Subcommand(
+        "nexthop",
+        "asyncroute.cli_nexthop",
+        "replace, delete, show or list nexthop objects and groups",
+        "Nexthop objects (Linux 5.3+), written as `ip nexthop` takes them; routes use\n"
+        "them with `nhid ID`.  `asyncroute nexthop COMMAND --help` shows the syntax.\n\n"
+        "examples:\n"
+        "  asyncroute nexthop replace id 1 via 192.0.2.1 dev v0\n"
+        "  asyncroute nexthop replace id 10 group 1/2,3\n"
+        "  asyncroute nexthop list --json",
+    ),
+    Subcommand(
+        "monitor",
+        "asyncroute.cli_monitor",
+        "print route, rule, nexthop and link events as they happen",
+    ),
     Subcommand(
         "bench",
         "asyncroute.bench",

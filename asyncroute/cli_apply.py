@@ -36,7 +36,8 @@ in the state ip -batch leaves it in (`route add` fails on an existing route, `re
 replaces, `del` deletes; no Cilium nexthop routes are added).
 
 FILE is either an iproute2 batch file:
-  route add|replace|change|append|prepend|del ROUTE     (ip route syntax)
+  route add|replace|change|append|prepend|del ROUTE     (ip route syntax, also
+      nhid N, onlink, and multipath: nexthop via GW dev D weight W [onlink] ...)
   rule add|del RULE                                       (ip rule syntax)
   with blank lines, # comments, \\ continuations, and optionally -4/-6 in front,
 or ip -json output (`ip -json route show`, `ip -json rule show`, or

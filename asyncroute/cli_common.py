@@ -17,6 +17,8 @@ from socket import AF_INET6
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .multipath import Nexthop
+    from .nexthop import NexthopGroup, NexthopObject
     from .route import Route
     from .rule import Rule
 
@@ -27,6 +29,9 @@ __all__ = [
     "add_common_options",
     "describe_error",
     "error_json",
+    "hop_text",
+    "nexthop_json",
+    "nexthop_text",
     "print_json",
     "report_error",
     "route_json",
@@ -119,6 +124,8 @@ def route_json(route: Route) -> dict[str, Any]:
         "type": type_name(route.type or 1),
         "dst": _dst(route),
     }
+    if route.nexthop_id:
+        data["nhid"] = route.nexthop_id
     if route.nexthop is not None:
         data["gateway"] = str(route.nexthop)
     if route.device:
@@ -132,6 +139,20 @@ def route_json(route: Route) -> dict[str, Any]:
         data["prefsrc"] = str(route.local)
     if route.mtu:
         data["metrics"] = [{"mtu": route.mtu}]
+    if route.nexthops:
+        data["nexthops"] = [_hop_json(hop) for hop in route.nexthops]
+    return data
+
+
+def _hop_json(hop: Nexthop) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if hop.gateway is not None:
+        data["gateway"] = str(hop.gateway)
+    if hop.device:
+        data["dev"] = hop.device
+    data["weight"] = hop.weight
+    if hop.onlink:
+        data["flags"] = ["onlink"]
     return data
 
 
@@ -144,15 +165,20 @@ def _dst(route: Route) -> str:
     return str(prefix)
 
 
-def route_text(route: Route) -> str:
-    """``route`` on one line as ``ip route show`` prints it (table, proto, scope and
-    type only when they are not main, boot, global and unicast)."""
+def route_text(route: Route, hop_separator: str = " ") -> str:
+    """``route`` as ``ip route show`` prints it (table, proto, scope and type only when
+    they are not main, boot, global and unicast), on one line: the hops of a multipath
+    route come last, each ``nexthop via GW dev D weight W [onlink]`` (the syntax
+    ``route upsert`` reads).  ``hop_separator="\\n\\t"`` puts each hop on a line of its
+    own, as ``ip route show`` does."""
     from .batchfile import protocol_name, scope_name, table_name, type_name
 
     words = []
     if route.type not in (0, 1):
         words.append(type_name(route.type))
     words.append(_dst(route))
+    if route.nexthop_id:
+        words += ["nhid", str(route.nexthop_id)]
     if route.nexthop is not None:
         words += ["via", str(route.nexthop)]
     if route.device:
@@ -169,6 +195,22 @@ def route_text(route: Route) -> str:
         words += ["src", str(route.local)]
     if route.mtu:
         words += ["mtu", str(route.mtu)]
+    text = " ".join(words)
+    for hop in route.nexthops:
+        text += hop_separator + hop_text(hop)
+    return text
+
+
+def hop_text(hop: Nexthop) -> str:
+    """``nexthop via GW dev D weight W [onlink]``, as ``ip route`` writes one hop."""
+    words = ["nexthop"]
+    if hop.gateway is not None:
+        words += ["via", str(hop.gateway)]
+    if hop.device:
+        words += ["dev", hop.device]
+    words += ["weight", str(hop.weight)]
+    if hop.onlink:
+        words.append("onlink")
     return " ".join(words)
 
 
@@ -208,3 +250,68 @@ def rule_text(rule: Rule) -> str:
         words += ["fwmark", f"{rule.mark:#x}" + (f"/{rule.mask:#x}" if rule.mask else "")]
     words += ["lookup", table_name(rule.table)]
     return " ".join(words)
+
+
+def _members(nexthop: NexthopGroup) -> str:
+    return "/".join(f"{i},{w}" if w != 1 else str(i) for i, w in nexthop.members)
+
+
+def nexthop_text(nexthop: NexthopObject | NexthopGroup) -> str:
+    """A nexthop object or group on one line as ``ip nexthop show`` prints it
+    (``id 1 via 192.0.2.1 dev v0``, ``id 10 group 1/3,2``), in the words
+    ``nexthop replace`` reads; an IPv6 nexthop is marked ``-6``."""
+    from .batchfile import protocol_name
+    from .nexthop import NexthopGroup
+
+    words = [f"id {nexthop.id}"]
+    if isinstance(nexthop, NexthopGroup):
+        words.append(f"group {_members(nexthop)}")
+        if nexthop.resilient:
+            words.append("type resilient")
+    else:
+        if nexthop.family == AF_INET6:
+            words.insert(0, "-6")
+        if nexthop.gateway is not None:
+            words.append(f"via {nexthop.gateway}")
+        if nexthop.device:
+            words.append(f"dev {nexthop.device}")
+        if nexthop.blackhole:
+            words.append("blackhole")
+    if nexthop.protocol:
+        words.append(f"proto {protocol_name(nexthop.protocol)}")
+    if not isinstance(nexthop, NexthopGroup) and nexthop.onlink:
+        words.append("onlink")
+    if nexthop.fdb:
+        words.append("fdb")
+    return " ".join(words)
+
+
+def nexthop_json(nexthop: NexthopObject | NexthopGroup) -> dict[str, Any]:
+    """A nexthop object or group in the shape of one ``ip -json nexthop show`` object
+    (``blackhole`` and ``fdb`` are ``null`` when set, as ``ip`` prints them), plus
+    ``family`` for a single nexthop."""
+    from .batchfile import protocol_name
+    from .nexthop import NexthopGroup
+
+    data: dict[str, Any] = {"id": nexthop.id}
+    if isinstance(nexthop, NexthopGroup):
+        data["group"] = [
+            {"id": member} if weight == 1 else {"id": member, "weight": weight}
+            for member, weight in nexthop.members
+        ]
+        if nexthop.resilient:
+            data["type"] = "resilient"
+    else:
+        data["family"] = "inet6" if nexthop.family == AF_INET6 else "inet"
+        if nexthop.gateway is not None:
+            data["gateway"] = str(nexthop.gateway)
+        if nexthop.device:
+            data["dev"] = nexthop.device
+        if nexthop.blackhole:
+            data["blackhole"] = None
+    if nexthop.protocol:
+        data["protocol"] = protocol_name(nexthop.protocol)
+    if nexthop.fdb:
+        data["fdb"] = None
+    data["flags"] = ["onlink"] if not isinstance(nexthop, NexthopGroup) and nexthop.onlink else []
+    return data

@@ -30,14 +30,17 @@ from .cli_common import (
 __all__ = ["ROUTE_SYNTAX", "add_arguments", "parse_route_words", "run"]
 
 ROUTE_SYNTAX = """\
-ROUTE := [TYPE] PREFIX [via ADDRESS] [dev NAME] [table TABLE] [mtu N]
+ROUTE := [TYPE] PREFIX [via ADDRESS dev NAME | nhid ID] [table TABLE] [mtu N]
          [src ADDRESS | local ADDRESS] [proto PROTO] [scope SCOPE] [type TYPE]
-         [metric N | priority N]
+         [metric N | priority N] [NEXTHOP ...]
+NEXTHOP := nexthop [via ADDRESS] [dev NAME] [weight 1..256] [onlink]
 PREFIX := ADDRESS[/LENGTH] | default        TYPE := unicast | local | blackhole | …
 TABLE := main | local | default | NUMBER      PROTO := boot | static | kernel | NUMBER …
 SCOPE := global | link | host | NUMBER
 A TYPE word before the prefix is the route type (ip's `ip route add local 192.0.2.5`);
 `local ADDRESS` after the prefix is the preferred source (Cilium's Route.local).
+A multipath (ECMP) route lists its hops last, each after `nexthop`, as ip does;
+`nhid ID` uses the nexthop object ID (see `asyncroute nexthop`).
 """
 
 _COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -48,13 +51,19 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "(NH/32 dev X scope link, in the same table), as Cilium does.",
         "  asyncroute route upsert 198.51.100.0/24 via 192.0.2.1 dev v0 table 100 mtu 1400\n"
         "  asyncroute route upsert local 198.51.100.7 dev v0 table 100\n"
-        "  asyncroute route upsert -6 default via 2001:db8::1 dev v0 --json",
+        "  asyncroute route upsert -6 default via 2001:db8::1 dev v0 --json\n"
+        "  asyncroute route upsert 203.0.113.0/24 table 100 \\\n"
+        "      nexthop via 192.0.2.1 dev v0 weight 3 nexthop via 192.0.2.5 dev v0\n"
+        "  asyncroute route upsert 198.51.100.0/24 nhid 10 table 100",
     ),
     "delete": (
         "delete a route (Cilium's Delete)",
         "Delete the route matched by prefix, device, table (and scope for IPv4).\n"
+        "A multipath route or one via a nexthop object is matched without its hops\n"
+        "(give them, or `nhid ID`, in place of the device).\n"
         "Exits 1 with the kernel's message if there is none.",
-        "  asyncroute route delete 198.51.100.0/24 dev v0 table 100",
+        "  asyncroute route delete 198.51.100.0/24 dev v0 table 100\n"
+        "  asyncroute route delete 198.51.100.0/24 nhid 10 table 100",
     ),
     "lookup": (
         "show the installed route (Cilium's Lookup)",
@@ -113,10 +122,46 @@ def _number(text: str, what: str) -> int:
     return strtoul(text, what)
 
 
+def _parse_hops(words: Sequence[str]) -> list[Any]:
+    """:class:`~asyncroute.Nexthop` objects from ``nexthop via GW dev D weight W
+    [onlink] nexthop …`` (``words`` starts with the first ``nexthop``)."""
+    from .multipath import Nexthop
+
+    hops: list[Any] = []
+    index = 0
+    while index < len(words):
+        if words[index] != "nexthop":
+            raise ValueError(f'"nexthop" or the end is expected instead of "{words[index]}"')
+        fields: dict[str, Any] = {}
+        index += 1
+        while index < len(words) and words[index] != "nexthop":
+            word = words[index]
+            if word in ("via", "gw"):
+                index += 1
+                fields["gateway"] = _value(words, index, word)
+            elif word == "dev":
+                index += 1
+                fields["device"] = _value(words, index, word)
+            elif word == "weight":
+                index += 1
+                fields["weight"] = _number(_value(words, index, word), "weight")
+            elif word == "onlink":
+                fields["onlink"] = True
+            else:
+                raise ValueError(f'unknown nexthop word "{word}" (via, dev, weight, onlink)')
+            index += 1
+        if not fields.keys() & {"gateway", "device"}:
+            raise ValueError('"nexthop" needs "via ADDRESS", "dev NAME" or both')
+        hops.append(Nexthop(**fields))
+    return hops
+
+
 def parse_route_words(words: Sequence[str], family: int | None = None) -> dict[str, Any]:
     """Keyword arguments for :class:`~asyncroute.Route` from ``ip route``-style words.
 
-    ``family`` (4 or 6) settles ``default``.  Raises ValueError for a bad word.
+    ``family`` (4 or 6) settles ``default``.  The hops of a multipath route come last,
+    each after ``nexthop``, as ``ip route`` takes them.  Raises ValueError for a bad
+    word.
     """
     from .batchfile import ParseError, protocol_number, scope_number, table_number, type_number
 
@@ -126,7 +171,17 @@ def parse_route_words(words: Sequence[str], family: int | None = None) -> dict[s
     try:
         while index < len(words):
             word = words[index]
-            if word in ("via", "gw"):
+            if word == "nexthop":
+                fields["nexthops"] = _parse_hops(words[index:])
+                break
+            if word == "nhid":
+                index += 1
+                fields["nexthop_id"] = _number(_value(words, index, word), "nhid")
+            elif word == "onlink":
+                raise ValueError(
+                    '"onlink" is a property of a hop here: nexthop via ADDRESS dev NAME onlink'
+                )
+            elif word in ("via", "gw"):
                 index += 1
                 fields["nexthop"] = _value(words, index, word)
             elif word in ("dev", "device", "oif"):
@@ -175,7 +230,9 @@ def parse_route_words(words: Sequence[str], family: int | None = None) -> dict[s
     if prefix is None:
         raise ValueError("no prefix: give the route's destination, e.g. 198.51.100.0/24")
     if prefix in ("default", "any", "all"):
-        six = family == 6 or ":" in str(fields.get("nexthop", "")) + str(fields.get("local", ""))
+        addresses = [fields.get("nexthop"), fields.get("local")]
+        addresses += [hop.gateway for hop in fields.get("nexthops", ())]
+        six = family == 6 or any(":" in str(address) for address in addresses if address)
         prefix = "::/0" if six else "0.0.0.0/0"
     elif "/" not in prefix:
         prefix += "/128" if ":" in prefix else "/32"
@@ -265,8 +322,14 @@ def run(args: argparse.Namespace) -> int:
 def _show(args: argparse.Namespace, done: str | None, route: Any) -> None:
     if args.json:
         print_json(route_json(route) if done is None else {done: route_json(route)})
+    elif done is None:
+        print(route_text(route, _HOP_LINES))  # an installed route, as ip route shows it
     else:
-        print(route_text(route) if done is None else f"{done}: {route_text(route)}")
+        print(f"{done}: {route_text(route)}")  # the route as given, on one line
+
+
+#: ``ip route show`` puts each hop of a multipath route on a line of its own.
+_HOP_LINES = "\n\t"
 
 
 async def _list(conn: Any, args: argparse.Namespace, filters: dict[str, Any]) -> int:
@@ -280,5 +343,5 @@ async def _list(conn: Any, args: argparse.Namespace, filters: dict[str, Any]) ->
         print_json([route_json(route) for route in routes])
     else:
         for route in routes:
-            print(route_text(route))
+            print(route_text(route, _HOP_LINES))
     return EXIT_OK

@@ -180,8 +180,8 @@ class RuleRemoved:
 @dataclass(frozen=True, slots=True)
 class NexthopAdded:
     """RTM_NEWNEXTHOP: nexthop object ``id`` was added or changed (replaced, or a group
-    that lost a member).  ``message.body`` is the nhmsg (raw bytes until the codec
-    decodes nexthop messages)."""
+    that lost a member).  ``message.body`` is the decoded
+    :class:`~asyncroute.NexthopMessage`."""
 
     id: int
     message: Message

@@ -9,46 +9,25 @@ families; link-local routes, which follow the veths' random MAC addresses, left 
 from __future__ import annotations
 
 import json
-import os
 import random
+import resource
 import shutil
 import struct
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from asyncroute.testing import Namespace
-from tests.cli.conftest import run_cli
+from tests.cli.conftest import asyncroute_command, cli_env, ip_batch, kernel_state, run_cli
 
 pytestmark = pytest.mark.kernel
 
 
 # ------------------------------------------------------------------ helpers
-
-
-def _state(ns: Namespace) -> list[str]:
-    """Every route of every table, both families, and the rules, canonically sorted."""
-    rows: list[Any] = []
-    for family in ("-4", "-6"):
-        out = subprocess.run(
-            ["ip", "-n", ns.name, family, "-json", "route", "show", "table", "all"],
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout
-        rows += [r for r in json.loads(out or "[]") if not str(r.get("dst", "")).startswith("fe80")]
-        rows += json.loads(ns.ip("-json", family, "rule", "show").stdout or "[]")
-    return sorted(json.dumps(row, sort_keys=True) for row in rows)
-
-
-def _ip_batch(
-    ns: Namespace, path: Path, *, force: bool = False
-) -> subprocess.CompletedProcess[str]:
-    argv = ["ip", "-n", ns.name, *(["-force"] if force else []), "-batch", str(path)]
-    return subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120)
 
 
 def _flush(ns: Namespace, table: str = "100") -> None:
@@ -89,61 +68,107 @@ def _big_batch(path: Path) -> tuple[int, int]:
     return len(lines), len(present)
 
 
-def _timed(
-    argv: list[str], env: dict[str, str] | None = None
-) -> tuple[float, subprocess.CompletedProcess[str]]:
+@dataclass
+class _Run:
+    """One timed process: wall-clock seconds and the CPU seconds it used (user + system,
+    all its threads)."""
+
+    wall: float
+    cpu: float
+    proc: subprocess.CompletedProcess[str]
+
+
+def _timed(argv: list[str], env: dict[str, str] | None = None) -> _Run:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=120, env=env)
-    return time.perf_counter() - started, proc
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return _Run(wall, cpu, proc)
 
 
 # ------------------------------------------------------------------ 100,000 lines
+
+#: Rounds of the timing comparison: at least MIN; more, up to MAX, only while ours is
+#: behind (a busy machine slows either side, and mostly ours: it gains its lead by
+#: running the kernel's work on a second core, which a busy machine takes away).
+MIN_ROUNDS, MAX_ROUNDS = 2, 6
 
 
 def test_100k_lines_same_state_as_ip_batch_and_at_least_as_fast(
     netns: Namespace, netns2: Namespace, tmp_path: Path
 ) -> None:
+    """The whole ``asyncroute apply`` process — interpreter start, imports, namespace,
+    connection, parsing, the kernel's work, exit — against the whole ``ip -batch``
+    process, on the same 100,000-line file: best run against best run.
+
+    The startup cost (the same command on an empty file) is measured in every round and
+    reported, not subtracted: the requirement is the whole process.
+    """
     path = tmp_path / "routes.batch"
     count, left = _big_batch(path)
-    from tests.cli.conftest import asyncroute_command
-
+    empty = tmp_path / "empty.batch"
+    empty.write_text("")
     ours = [*asyncroute_command(), "apply", "--quiet", "--netns", netns.name, str(path)]
+    startup = [*asyncroute_command(), "apply", "--quiet", "--netns", netns.name, str(empty)]
     theirs = ["ip", "-n", netns2.name, "-batch", str(path)]
     # As installed: with compiled bytecode (pip writes it; a sandbox may forbid writing
     # it next to the sources, hence a cache of our own), warmed by a first run.
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["PYTHONPYCACHEPREFIX"] = str(tmp_path / "pycache")
+    env = cli_env()
     warm = [*asyncroute_command(), "apply", "--dry-run", "-"]
     subprocess.run(warm, input="route add 198.51.100.0/24 dev v0\n", env=env, check=True,
                    capture_output=True, text=True, timeout=60)  # fmt: skip
-    ours_times: list[float] = []
-    theirs_times: list[float] = []
-    # Best of 2 runs each (up to 4 while a busy machine keeps ours behind), alternating
-    # who goes first so that neither always runs on a warmer machine; tables flushed in
-    # between.
-    for round_ in range(4):
-        if round_ >= 2 and min(ours_times) <= min(theirs_times):
+    runs: dict[str, list[_Run]] = {"ours": [], "theirs": [], "startup": []}
+    # Alternating who goes first, so that neither always runs on a warmer machine;
+    # tables flushed in between.
+    for round_ in range(MAX_ROUNDS):
+        if round_ >= MIN_ROUNDS and _best(runs["ours"]) <= _best(runs["theirs"]):
             break
         if round_:
             _flush(netns)
             _flush(netns2)
         order = [("ours", ours), ("theirs", theirs)]
         for name, argv in order if round_ % 2 == 0 else order[::-1]:
-            seconds, proc = _timed(argv, env if name == "ours" else None)
+            run = _timed(argv, env if name == "ours" else None)
+            proc = run.proc
             assert proc.returncode == 0, (name, proc.stdout[-2000:], proc.stderr[-2000:])
-            (ours_times if name == "ours" else theirs_times).append(seconds)
+            runs[name].append(run)
             if name == "ours":
                 assert proc.stdout.startswith(f"applied {count} of {count} commands in ")
-        assert _state(netns) == _state(netns2)
+        runs["startup"].append(_timed(startup, env))
+    assert kernel_state(netns) == kernel_state(netns2)  # after the last round of each
     v4 = subprocess.run(
         ["ip", "-n", netns.name, "route", "show", "table", "100"],
         capture_output=True, text=True, check=True,
     ).stdout.count("\n")  # fmt: skip
     assert v4 == left
-    best_ours, best_theirs = min(ours_times), min(theirs_times)
-    print(f"\n100,000 lines: asyncroute apply {best_ours:.3f} s, ip -batch {best_theirs:.3f} s "
-          f"(all runs: {ours_times} vs {theirs_times})")  # fmt: skip
-    assert best_ours <= best_theirs, (ours_times, theirs_times)
+    report = _timing_report(runs)
+    print("\n" + report)
+    assert _best(runs["ours"]) <= _best(runs["theirs"]), report
+
+
+def _best(runs: list[_Run]) -> float:
+    return min(run.wall for run in runs)
+
+
+def _timing_report(runs: dict[str, list[_Run]]) -> str:
+    ours, theirs, startup = (_best(runs[k]) for k in ("ours", "theirs", "startup"))
+    best = {k: min(runs[k], key=lambda run: run.wall) for k in runs}
+
+    def walls(key: str) -> str:
+        return ", ".join(f"{run.wall:.3f}" for run in runs[key])
+
+    load = Path("/proc/loadavg").read_text().split()[:3]
+    return (
+        f"100,000 lines, best of {len(runs['ours'])}: asyncroute apply {ours:.3f} s "
+        f"(CPU {best['ours'].cpu:.3f} s), ip -batch {theirs:.3f} s (CPU "
+        f"{best['theirs'].cpu:.3f} s); asyncroute's startup (interpreter, imports, "
+        f"namespace, connection, exit: apply of an empty file) {startup:.3f} s, so "
+        f"{ours - startup:.3f} s applying\n"
+        f"all runs (s): ours [{walls('ours')}], ip [{walls('theirs')}], startup "
+        f"[{walls('startup')}]; load average {' '.join(load)}"
+    )
 
 
 # ------------------------------------------------------------------ failures
@@ -205,13 +230,13 @@ def test_stop_and_force_leave_ip_batchs_state(
     proc = run_cli("apply", "--sequential", "--netns", netns.name, str(path))
     assert proc.returncode == 1
     assert "stopped at line 2" in proc.stderr
-    assert _ip_batch(netns2, path).returncode == 1
-    assert _state(netns) == _state(netns2)
+    assert ip_batch(netns2, path).returncode == 1
+    assert kernel_state(netns) == kernel_state(netns2)
     # --force tries every line, as ip -batch -force does.
     proc = run_cli("apply", "--force", "--netns", netns.name, str(path))
     assert proc.returncode == 1
-    assert _ip_batch(netns2, path, force=True).returncode == 1
-    assert _state(netns) == _state(netns2)
+    assert ip_batch(netns2, path, force=True).returncode == 1
+    assert kernel_state(netns) == kernel_state(netns2)
 
 
 def test_pipelined_stop_reports_what_was_in_flight(netns: Namespace) -> None:
@@ -259,7 +284,7 @@ rule add not to 203.0.113.0/24 table 100 priority 1002
 """
     batch = tmp_path / "setup.batch"
     batch.write_text(setup)
-    assert _ip_batch(netns, batch).returncode == 0
+    assert ip_batch(netns, batch).returncode == 0
     dump = tmp_path / "dump.json"
     rows = []
     # `ip -json route show table 100` leaves "table" out (it was asked for); `table all`
@@ -273,13 +298,13 @@ rule add not to 203.0.113.0/24 table 100 priority 1002
     dump.write_text("".join(json.dumps(row) + "\n" for row in rows + rules))
     proc = run_cli("apply", "--netns", netns2.name, str(dump))
     assert proc.returncode == 0, proc.stderr
-    assert _state(netns) == _state(netns2)
+    assert kernel_state(netns) == kernel_state(netns2)
     # An ip -json array, applied over itself: replace and "rule exists" change nothing.
     dump.write_text(json.dumps(rows + rules))
     report = json.loads(run_cli("apply", "--json", "--netns", netns2.name, str(dump)).stdout)
     assert report["failures"] == []
     assert (report["applied"], report["unchanged"]) == (len(rows), len(rules))
-    assert _state(netns) == _state(netns2)
+    assert kernel_state(netns) == kernel_state(netns2)
 
 
 def test_route_list_json_applies_back(netns: Namespace, netns2: Namespace) -> None:
@@ -289,7 +314,7 @@ def test_route_list_json_applies_back(netns: Namespace, netns2: Namespace) -> No
     listing = run_cli("route", "list", "table", "100", "--json", "--netns", netns.name).stdout
     proc = run_cli("apply", "-", "--netns", netns2.name, input=listing)
     assert proc.returncode == 0, proc.stderr
-    assert _state(netns) == _state(netns2)
+    assert kernel_state(netns) == kernel_state(netns2)
 
 
 # ------------------------------------------------------------------ the same bytes as ip
@@ -317,6 +342,17 @@ route add 2001:db8:6::1 dev v0 table 100
 route add 10 dev v0 table 102
 route add 0x0b.010.1 dev v0 table 102
 r a 198.51.109.0/24 dev v0 t 103 p 3 pro static
+route add 198.51.110.0/24 t 100 nexthop via 192.0.2.1 dev v0 weight 3 nexthop via 192.0.2.5 onlink
+r replace 198.51.110.0/24 t 100 proto static nexthop via 192.0.2.1 dev v1 nexthop via inet 192.0.2.7
+route add 2001:db8:8::/64 t 1000 mtu 1400 nexthop via 2001:db8::1 dev v0 nexthop dev v0 weight 256
+route add 198.51.113.0/24 dev v0 nexthop dev v1
+route prepend 198.51.114.0/24 src 192.0.2.2 nexthop dev v0 nexthop via 192.0.2.1
+route add 198.51.111.0/24 nhid 1 table 100
+route add 2001:db8:9::/64 nhid 0x10 table 100 metric 5
+route add default nhid 7 table 104
+route add 198.51.112.0/24 via 192.0.2.9 dev v0 onlink table 100
+route del 198.51.110.0/24 table 100 nexthop via 192.0.2.1 dev v0
+route del 198.51.111.0/24 nhid 1 table 100
 route del 198.51.100.0/24 via 192.0.2.1 dev v0 table 100
 route del 198.51.101.0/24 table 100
 route del local 198.51.103.1 dev v0
@@ -396,7 +432,8 @@ def test_requests_are_byte_for_byte_ips(netns: Namespace, tmp_path: Path) -> Non
     for line in SAME_BYTES.splitlines():
         change, _ = parse_command(split_args(line))
         if isinstance(change, RouteChange):
-            body: Any = change.body(index[change.device] if change.device else 0)
+            hop_oifs = [index[hop.device] for hop in change.hops if hop.device]
+            body: Any = change.body(index[change.device] if change.device else 0, hop_oifs)
             frame = struct.pack("=IHHII", 16 + len(body), change.msg_type, change.flags, 0, 0)
             ours.append(_canonical(frame + body))
         else:

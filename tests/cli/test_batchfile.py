@@ -125,8 +125,16 @@ def test_default_takes_its_family_from_the_gateway() -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        ("route add 198.51.100.0/24 dev v0 onlink", 'unsupported keyword "onlink"'),
-        ("route add 198.51.100.0/24 nexthop via 192.0.2.1", 'unsupported keyword "nexthop"'),
+        ("route add 198.51.100.0/24 dev v0 encap mpls 200", 'unsupported keyword "encap"'),
+        ("route add 198.51.100.0/24 nexthop via 192.0.2.1 realm 5", 'keyword "realm"'),
+        ("route add 198.51.100.0/24 nexthop via 192.0.2.1 dev v0 frob", '"nexthop" or end'),
+        ("route add 198.51.100.0/24 nexthop", 'end of line after "nexthop"'),
+        ("route add 198.51.100.0/24 nexthop via 192.0.2.1 weight 0", '"weight" is invalid'),
+        ("route add 198.51.100.0/24 nexthop via 192.0.2.1 weight 257", '"weight" is invalid'),
+        ("route add 198.51.100.0/24 nexthop via inet6 2001:db8::1", "RTA_VIA"),
+        ("route add nexthop via 192.0.2.1 198.51.100.0/24", '"nexthop" or end'),
+        ("route add 198.51.100.0/24 nhid", '"nhid" needs an argument'),
+        ("route add 198.51.100.0/24 nhid x", 'invalid "id" value "x"'),
         ("route add 198.51.100.0/24 dev v0 mtu lock 1400", "locked MTU"),
         ("route add 198.51.100.0/24 dev v0 advmss 1400", 'unsupported keyword "advmss"'),
         ("route add 198.51.100.0/24 via inet6 2001:db8::1", "RTA_VIA"),
@@ -281,8 +289,10 @@ def test_json_route_defaults_are_what_ip_leaves_out() -> None:
 def test_json_refuses_what_it_cannot_send() -> None:
     with pytest.raises(ParseError, match="nexthops"):
         change_from_json({"dst": "198.51.100.0/24", "nexthops": []})
-    with pytest.raises(ParseError, match="onlink"):
-        change_from_json({"dst": "198.51.100.0/24", "flags": ["onlink"]})
+    with pytest.raises(ParseError, match="encap"):
+        change_from_json({"dst": "198.51.100.0/24", "nexthops": [{"dev": "v0", "encap": {}}]})
+    with pytest.raises(ParseError, match="flags"):
+        change_from_json({"dst": "198.51.100.0/24", "flags": ["pervasive", "frob"]})
     with pytest.raises(ParseError, match="advmss"):
         change_from_json({"dst": "198.51.100.0/24", "metrics": [{"advmss": 1}]})
 
@@ -296,3 +306,63 @@ def test_json_rules_are_adds_that_may_exist() -> None:
     r = change_from_json({"priority": 10, "src": "2001:db8::", "srclen": 32, "table": "main"})
     assert isinstance(r, RuleChange)
     assert (r.message.family, r.message.src_len) == (AF_INET6, 32)
+
+
+# ------------------------------------------------------------------ nexthops
+
+
+def test_multipath_nhid_and_onlink() -> None:
+    c = route("route add 198.51.100.0/24 table 100 nexthop via 192.0.2.1 dev v0 weight 3 "
+              "nexthop via inet 192.0.2.5 onlink nexthop dev v1")  # fmt: skip
+    assert [(h.gateway, h.device, h.weight, h.flags) for h in c.hops] == [
+        (v4("192.0.2.1"), "v0", 3, 0),
+        (v4("192.0.2.5"), None, 1, 4),
+        (None, "v1", 1, 0),
+    ]
+    assert c.devices() == ["v0", "v1"]
+    assert c.scope == RT_SCOPE.UNIVERSE  # hops count as a gateway for the default scope
+    assert " ".join(c.ip_args()) == (
+        "route add 198.51.100.0/24 table 100 nexthop via 192.0.2.1 dev v0 weight 3 "
+        "nexthop via 192.0.2.5 weight 1 onlink nexthop dev v1 weight 1"
+    )
+    c = route("route add 198.51.100.0/24 nhid 0x10")
+    assert (c.nhid, c.scope, c.hops) == (16, RT_SCOPE.UNIVERSE, ())
+    c = route("route add 198.51.100.0/24 via 192.0.2.9 dev v0 onlink")
+    assert c.rtm_flags == 4
+    assert "onlink" in c.ip_args()
+    # The family comes from the hops when the prefix leaves it open.
+    assert route("route add default nexthop via 2001:db8::1 dev v0").family == AF_INET6
+
+
+def test_multipath_bodies_put_the_prefix_first() -> None:
+    # apply's templates swap the prefix at a fixed offset: RTA_DST must come first.
+    for line in (
+        "route add 198.51.100.0/24 nhid 7 table 1000",
+        "route add 198.51.100.0/24 nexthop via 192.0.2.1 dev v0 nexthop via 192.0.2.5 dev v0",
+        "route add 2001:db8::/64 via 2001:db8::1 dev v0 onlink",
+    ):
+        change = route(line)
+        body = change.body(2 if change.device else 0, [2 for h in change.hops if h.device])
+        size = len(change.dst)
+        assert body[12:16] == (4 + size).to_bytes(2, "little") + (1).to_bytes(2, "little")
+        assert body[16 : 16 + size] == change.dst
+
+
+def test_json_multipath_and_nhid() -> None:
+    c = change_from_json({"dst": "198.51.100.0/24", "table": "100", "flags": [],
+                          "nexthops": [{"gateway": "192.0.2.1", "dev": "v0", "weight": 3,
+                                        "flags": []},
+                                       {"gateway": "192.0.2.5", "dev": "v0", "weight": 1,
+                                        "flags": ["onlink", "linkdown"]}]})  # fmt: skip
+    assert isinstance(c, RouteChange)
+    assert [(h.weight, h.flags) for h in c.hops] == [(3, 0), (1, 4)]
+    # ip shows the nexthop object's gateway and device next to "nhid": not sent.
+    c = change_from_json({"dst": "203.0.113.0/24", "nhid": 1, "gateway": "192.0.2.1",
+                          "dev": "v0", "flags": []})  # fmt: skip
+    assert isinstance(c, RouteChange)
+    assert (c.nhid, c.gateway, c.device, c.hops) == (1, None, None, ())
+    c = change_from_json({"dst": "default", "nexthops": [{"gateway": "2001:db8::1", "dev": "v0"}]})
+    assert c.family == AF_INET6
+    c = change_from_json({"dst": "198.51.102.0/24", "gateway": "192.0.2.9", "dev": "v0",
+                          "flags": ["onlink"]})  # fmt: skip
+    assert isinstance(c, RouteChange) and c.rtm_flags == 4

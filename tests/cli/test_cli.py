@@ -34,6 +34,12 @@ HELP_COMMANDS = [
     ["rule", "delete"],
     ["rule", "list"],
     ["apply"],
+    ["nexthop"],
+    ["nexthop", "replace"],
+    ["nexthop", "delete"],
+    ["nexthop", "show"],
+    ["nexthop", "list"],
+    ["monitor"],
     ["bench"],
 ]
 
@@ -45,13 +51,18 @@ def test_help_shows_an_example(words: list[str]) -> None:
     assert "examples:" in proc.stdout
     examples = proc.stdout.split("examples:", 1)[1]
     assert f"asyncroute {' '.join(words)}".strip() in examples
-    if words and words[0] in ("route", "rule", "apply") and len(words) + (words[0] == "apply") > 1:
+    single = words[0] in ("apply", "monitor") if words else False
+    if (
+        words
+        and words[0] in ("route", "rule", "apply", "nexthop", "monitor")
+        and (len(words) + single > 1)
+    ):
         assert "--netns NAME" in proc.stdout and "--json" in proc.stdout
 
 
 def test_top_level_help_lists_every_subcommand() -> None:
     proc = run_cli("--help")
-    for name in ("route", "rule", "apply", "bench"):
+    for name in ("route", "rule", "apply", "nexthop", "monitor", "bench"):
         assert f"    {name} " in proc.stdout
 
 

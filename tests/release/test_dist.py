@@ -237,5 +237,5 @@ def test_installed_wheel_programs_a_route(venv: Path, netns: Namespace, tmp_path
 def test_installed_console_script(venv: Path, tmp_path: Path) -> None:
     proc = _run([venv / "bin" / "asyncroute", "--help"], cwd=tmp_path)
     assert proc.stdout.startswith("usage: asyncroute"), proc.stdout
-    for command in ("route", "rule", "apply", "bench"):
+    for command in ("route", "rule", "nexthop", "apply", "monitor", "bench"):
         assert command in proc.stdout, command
