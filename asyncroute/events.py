@@ -74,25 +74,23 @@ import contextlib
 import errno
 import os
 import socket
-import struct
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from ipaddress import ip_network
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import anyio
 import anyio.lowlevel
 
 from . import _links
 from ._codec import decode_datagram
-from ._frame import NLA_TYPE_MASK, iter_attributes
 from ._socket import open_netlink_socket
 from .connection import DUMP_RETRIES, NetlinkConnection
 from .constants import AF_INET6, NLM_F, RTM, RTM_F, RTNLGRP, SOL_NETLINK, NetlinkOption
 from .errors import ConnectionClosed, DecodeError, KernelError, NotFoundError
-from .messages import LinkMessage, Message, RouteMessage, RuleMessage
+from .messages import LinkMessage, Message, NexthopMessage, RouteMessage, RuleMessage
 from .route import Route, _from_message
 from .rule import Rule
 
@@ -255,16 +253,6 @@ Event = (
 
 # ---------------------------------------------------------------------------- wire details
 
-# linux/nexthop.h: nhmsg is family, scope, protocol, resvd (u8 each), flags (u32).
-_NHMSG_SIZE = 8
-_NHA_ID = 1
-_NHA_GROUP = 2
-_NHA_BLACKHOLE = 4
-_NHA_OIF = 5
-# struct nexthop_grp: u32 id, u8 weight, u8 weight_high, u16 resvd2.
-_NEXTHOP_GRP = struct.Struct("=IBBH")
-_U32 = struct.Struct("=I")
-_RTA_NH_ID = 30
 # linux/if.h
 _IFF_UP = 0x1
 _IFF_RUNNING = 0x40
@@ -297,52 +285,11 @@ class _NexthopInfo:
 
 
 def _nexthop_fields(body: object) -> tuple[int | None, tuple[int, ...] | None, int | None, bool]:
-    """``(id, group member ids or None, oif, blackhole)`` of an nhmsg body.
-
-    Reads a decoded nexthop message by duck typing (``id``/``group``/``oif``/
-    ``blackhole``), or parses raw bytes: the nexthop codec is younger than this module.
-    """
-    if not isinstance(body, bytes | bytearray | memoryview):
-        nh_id = getattr(body, "id", None)
-        group = getattr(body, "group", ())
-        members = tuple(_member_id(item) for item in group) if group else None
-        return nh_id, members, getattr(body, "oif", None), bool(getattr(body, "blackhole", False))
-    view = memoryview(body)
-    if len(view) < _NHMSG_SIZE:
-        raise DecodeError(f"nhmsg: {len(view)} bytes, need {_NHMSG_SIZE}")
-    nh_id = oif = None
-    found: tuple[int, ...] | None = None
-    blackhole = False
-    for nla_type, value in iter_attributes(view, _NHMSG_SIZE):
-        number = nla_type & NLA_TYPE_MASK
-        if number == _NHA_ID and len(value) >= 4:
-            nh_id = _U32.unpack_from(value)[0]
-        elif number == _NHA_GROUP:
-            usable = len(value) - len(value) % _NEXTHOP_GRP.size
-            found = tuple(item[0] for item in _NEXTHOP_GRP.iter_unpack(value[:usable]))
-        elif number == _NHA_OIF and len(value) >= 4:
-            oif = _U32.unpack_from(value)[0]
-        elif number == _NHA_BLACKHOLE:
-            blackhole = True
-    return nh_id, found, oif, blackhole
-
-
-def _member_id(item: Any) -> int:
-    # A decoded group member is an ``(id, weight)`` pair, or an object with ``id``.
-    if isinstance(item, tuple):
-        return int(item[0])
-    return int(item.id)
-
-
-def _route_nexthop_id(body: RouteMessage) -> int | None:
-    """RTA_NH_ID of a route: the decoded field if the codec has it, else the raw one."""
-    value = getattr(body, "nexthop_id", None)
-    if value is not None:
-        return int(value)
-    for nla_type, raw in body.other:
-        if nla_type & NLA_TYPE_MASK == _RTA_NH_ID and len(raw) >= 4:
-            return int(_U32.unpack_from(raw)[0])
-    return None
+    """``(id, group member ids or None, oif, blackhole)`` of a nexthop message body."""
+    if not isinstance(body, NexthopMessage):
+        raise DecodeError(f"expected a nexthop message, got {type(body).__name__}")
+    members = tuple(member for member, _ in body.group) if body.group else None
+    return body.id, members, body.oif, body.blackhole
 
 
 # A route's identity for tracking: what the kernel matches a replace on, without the
@@ -365,10 +312,7 @@ def _route_key(body: RouteMessage) -> _RouteKey:
 
 def _hop_indexes(body: RouteMessage) -> list[int]:
     indexes = [body.oif] if body.oif else []
-    for hop in getattr(body, "multipath", None) or ():
-        index = getattr(hop, "ifindex", 0)
-        if index:
-            indexes.append(index)
+    indexes += [hop.ifindex for hop in body.multipath or () if hop.ifindex]
     return indexes
 
 
@@ -629,7 +573,7 @@ class EventStream:
         return name
 
     def _route(self, body: RouteMessage) -> Route:
-        hops = getattr(body, "multipath", None)
+        hops = body.multipath
         try:
             if hops:
                 names = {index: self._name(index) for index in _hop_indexes(body)}
@@ -673,7 +617,7 @@ class EventStream:
             self._on_link(message, body, kind == RTM.NEWLINK)
 
     def _on_route(self, message: Message, body: RouteMessage, added: bool) -> None:
-        nh_id = _route_nexthop_id(body) if self._track else None
+        nh_id = body.nexthop_id if self._track else None
         key = _route_key(body) if self._track else None
         if added:
             route = self._route(body)
@@ -843,7 +787,7 @@ class EventStream:
         nexthops: dict[int, _NexthopInfo] = {}
         try:
             async for reply in lookup.dump(
-                Message(RTM.GETNEXTHOP, 0, bytes(_NHMSG_SIZE)), retry_interrupted=DUMP_RETRIES
+                Message(RTM.GETNEXTHOP, 0, NexthopMessage()), retry_interrupted=DUMP_RETRIES
             ):
                 nh_id, members, oif, blackhole = _nexthop_fields(reply.body)
                 if nh_id is not None:
@@ -866,7 +810,7 @@ class EventStream:
                     body = reply.body
                     if not isinstance(body, RouteMessage) or body.flags & RTM_F.CLONED:
                         continue
-                    nh_id = _route_nexthop_id(body)
+                    nh_id = body.nexthop_id
                     if nh_id is None:
                         continue
                     for index in _hop_indexes(body):

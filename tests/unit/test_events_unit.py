@@ -1,16 +1,15 @@
-"""Event streams without a kernel: the overrun drain, raw nhmsg parsing, and the nexthop
-tracking rules, driven with hand-made messages.
+"""Event streams without a kernel: the overrun drain, nexthop message fields, and the
+nexthop tracking rules, driven with hand-made messages.
 
 The kernel tests (``tests/kernel/test_events.py``) show the behaviour end to end; these
 pin the parts a kernel run reaches only by luck (where exactly ENOBUFS falls) or not at
-all (raw nexthop bodies, now that the codec decodes nexthop messages).
+all (a nexthop notification that does not decode as one).
 """
 
 from __future__ import annotations
 
 import errno
 import socket
-import struct
 from collections import deque
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import anyio
 import pytest
 
-from asyncroute import NLM_F, RTM, LinkMessage, Message, RouteMessage
+from asyncroute import NLM_F, RTM, DecodeError, LinkMessage, Message, NexthopMessage, RouteMessage
 from asyncroute._codec import encode_message
 from asyncroute.events import (
     Event,
@@ -31,7 +30,6 @@ from asyncroute.events import (
     RouteRemoved,
     _Gap,
     _nexthop_fields,
-    _route_nexthop_id,
 )
 
 IFF_UP_RUNNING = 0x1 | 0x40 | 0x10000
@@ -40,40 +38,24 @@ IFF_UP_NO_CARRIER = 0x1
 
 def nhmsg(
     nh_id: int, *, oif: int | None = None, group: tuple[int, ...] = (), blackhole: bool = False
-) -> bytes:
-    """A raw nhmsg body: header, NHA_ID, then NHA_GROUP / NHA_BLACKHOLE / NHA_OIF."""
-    body = bytes(8) + struct.pack("=HHI", 8, 1, nh_id)
-    if group:
-        members = b"".join(struct.pack("=IBBH", member, 0, 0, 0) for member in group)
-        body += struct.pack("=HH", 4 + len(members), 2) + members
-    if blackhole:
-        body += struct.pack("=HH", 4, 4)
-    if oif is not None:
-        body += struct.pack("=HHI", 8, 5, oif)
-    return body
+) -> NexthopMessage:
+    """A decoded nhmsg: NHA_ID, then NHA_GROUP (weight 1 each) / NHA_BLACKHOLE / NHA_OIF."""
+    return NexthopMessage(
+        id=nh_id, group=tuple((member, 1) for member in group), blackhole=blackhole, oif=oif
+    )
 
 
-def test_raw_nhmsg_fields() -> None:
+def test_nexthop_fields() -> None:
     assert _nexthop_fields(nhmsg(7, oif=3)) == (7, None, 3, False)
     assert _nexthop_fields(nhmsg(10, group=(1, 2))) == (10, (1, 2), None, False)
     assert _nexthop_fields(nhmsg(9, blackhole=True)) == (9, None, None, True)
-    assert _nexthop_fields(bytes(8)) == (None, None, None, False)
+    assert _nexthop_fields(NexthopMessage()) == (None, None, None, False)
 
 
-def test_decoded_nexthop_fields_by_duck_typing() -> None:
-    class Decoded:
-        id = 10
-        group = ((1, 1), (2, 3))
-        oif = None
-        blackhole = False
-
-    assert _nexthop_fields(Decoded()) == (10, (1, 2), None, False)
-
-
-def test_route_nexthop_id_from_raw_attribute() -> None:
-    raw = RouteMessage(family=socket.AF_INET, other=((30, struct.pack("=I", 42)),))
-    assert _route_nexthop_id(raw) == 42
-    assert _route_nexthop_id(RouteMessage(family=socket.AF_INET)) is None
+def test_a_body_that_is_not_a_nexthop_message_is_a_decode_error() -> None:
+    # The stream turns it into a gap (Resync), never a wrong event.
+    with pytest.raises(DecodeError):
+        _nexthop_fields(bytes(8))
 
 
 # ---------------------------------------------------------------------------- the drain
@@ -175,7 +157,7 @@ def v4_route(net: str, nh_id: int, flags: int = 0, msg_type: int = RTM.NEWROUTE)
         type=1,
         dst=IPv4Address(address),
         oif=3,
-        other=((30, struct.pack("=I", nh_id)),),
+        nexthop_id=nh_id,
     )
     return Message(msg_type, flags, body)
 
@@ -191,7 +173,7 @@ def v6_route(net: str, nh_id: int, msg_type: int = RTM.NEWROUTE) -> Message:
         dst=IPv6Address(address),
         oif=3,
         priority=1024,
-        other=((30, struct.pack("=I", nh_id)),),
+        nexthop_id=nh_id,
     )
     return Message(msg_type, 0, body)
 
