@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from socket import AF_INET6
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +44,47 @@ __all__ = [
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+
+
+def add_word_commands(
+    parser: argparse.ArgumentParser,
+    dest: str,
+    commands: dict[str, tuple[str, str, str, str]],
+    syntax: Callable[[str], str],
+    what: str,
+) -> None:
+    """Subcommands that take ``-4``/``-6``, words in iproute2's grammar (``args.spec``),
+    ``--netns`` and ``--json``.  ``commands`` maps each name to (summary, description,
+    examples, metavar of its words); ``syntax(name)`` is the grammar shown before the
+    examples; ``what`` names the object ("route": "the route, as ip route takes it").
+    """
+    subparsers = parser.add_subparsers(dest=dest, metavar="COMMAND", required=True)
+    for name, (summary, description, examples, metavar) in commands.items():
+        sub = subparsers.add_parser(
+            name,
+            help=summary,
+            description=description,
+            epilog=syntax(name) + "\nexamples:\n" + examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        family = sub.add_mutually_exclusive_group()
+        family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4")
+        family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6")
+        listing = name == "list"
+        sub.add_argument(
+            "spec",
+            nargs="*" if listing else "+",
+            metavar=metavar,
+            help="the filter words" if listing else f"the {what}, as ip {what} takes it",
+        )
+        add_common_options(sub)
+
+
+def word_value(words: Sequence[str], index: int, word: str) -> str:
+    """``words[index]``, the value of keyword ``word``; ValueError if the line ends."""
+    if index >= len(words):
+        raise ValueError(f'"{word}" needs a value')
+    return words[index]
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:

@@ -21,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 
 from .cli_common import (
     EXIT_OK,
-    add_common_options,
+    add_word_commands,
     nexthop_json,
     nexthop_text,
     print_json,
     report_error,
     run_async,
+    word_value,
 )
 
 if TYPE_CHECKING:
@@ -79,34 +80,16 @@ _COMMANDS: dict[str, tuple[str, str, str, str]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``nexthop`` subcommands and their options."""
-    commands = parser.add_subparsers(dest="nexthop_command", metavar="COMMAND", required=True)
-    for name, (summary, description, examples, metavar) in _COMMANDS.items():
-        sub = commands.add_parser(
-            name,
-            help=summary,
-            description=description,
-            epilog=(NEXTHOP_SYNTAX if name == "replace" else "") + "\nexamples:\n" + examples,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        family = sub.add_mutually_exclusive_group()
-        family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4")
-        family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6")
-        sub.add_argument(
-            "spec",
-            nargs="*" if name == "list" else "+",
-            metavar=metavar,
-            help="the filter words" if name == "list" else "the nexthop, as ip nexthop takes it",
-        )
-        add_common_options(sub)
+    add_word_commands(
+        parser,
+        "nexthop_command",
+        _COMMANDS,
+        lambda name: NEXTHOP_SYNTAX if name == "replace" else "",
+        "nexthop",
+    )
 
 
 # ------------------------------------------------------------------ words → nexthop
-
-
-def _value(words: Sequence[str], index: int, word: str) -> str:
-    if index >= len(words):
-        raise ValueError(f'"{word}" needs a value')
-    return words[index]
 
 
 def _number(text: str, what: str) -> int:
@@ -145,32 +128,32 @@ def parse_nexthop_words(
         word = words[index]
         if word == "id":
             index += 1
-            fields["id"] = _number(_value(words, index, word), "id")
+            fields["id"] = _number(word_value(words, index, word), "id")
         elif word in ("via", "gw"):
             index += 1
-            text = _value(words, index, word)
+            text = word_value(words, index, word)
             if text in ("inet", "inet6"):
                 family = 4 if text == "inet" else 6
                 index += 1
-                text = _value(words, index, word)
+                text = word_value(words, index, word)
             fields["gateway"] = text
         elif word == "dev":
             index += 1
-            fields["device"] = _value(words, index, word)
+            fields["device"] = word_value(words, index, word)
         elif word in ("onlink", "blackhole", "fdb"):
             fields[word] = True
         elif word in ("proto", "protocol"):
             index += 1
             try:
-                fields["protocol"] = protocol_number(_value(words, index, word))
+                fields["protocol"] = protocol_number(word_value(words, index, word))
             except ParseError as exc:
                 raise ValueError(str(exc)) from None
         elif word == "group":
             index += 1
-            group = parse_group(_value(words, index, word))
+            group = parse_group(word_value(words, index, word))
         elif word == "type":
             index += 1
-            kind = _value(words, index, word)
+            kind = word_value(words, index, word)
             if kind not in ("mpath", "resilient"):
                 raise ValueError(f'unknown group type "{kind}" (mpath, resilient)')
             fields["resilient"] = kind == "resilient"
@@ -208,7 +191,7 @@ def _filters(words: Sequence[str], family: int | None) -> dict[str, Any]:
         word = words[index]
         if word == "dev":
             index += 1
-            filters["device"] = _value(words, index, word)
+            filters["device"] = word_value(words, index, word)
         elif word == "groups":
             filters["groups_only"] = True
         else:

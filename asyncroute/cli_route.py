@@ -19,12 +19,13 @@ from typing import Any
 
 from .cli_common import (
     EXIT_OK,
-    add_common_options,
+    add_word_commands,
     print_json,
     report_error,
     route_json,
     route_text,
     run_async,
+    word_value,
 )
 
 __all__ = ["ROUTE_SYNTAX", "add_arguments", "parse_route_words", "run"]
@@ -86,34 +87,19 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``route`` subcommands and their options."""
-    commands = parser.add_subparsers(dest="route_command", metavar="COMMAND", required=True)
-    for name, (summary, description, examples) in _COMMANDS.items():
-        sub = commands.add_parser(
-            name,
-            help=summary,
-            description=description,
-            epilog=("" if name == "list" else ROUTE_SYNTAX) + "\nexamples:\n" + examples,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        family = sub.add_mutually_exclusive_group()
-        family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4")
-        family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6")
-        sub.add_argument(
-            "spec",
-            nargs="*" if name == "list" else "+",
-            metavar="FILTER" if name == "list" else "ROUTE",
-            help="the filter words" if name == "list" else "the route, as ip route takes it",
-        )
-        add_common_options(sub)
+    commands = {
+        name: (*texts, "FILTER" if name == "list" else "ROUTE") for name, texts in _COMMANDS.items()
+    }
+    add_word_commands(
+        parser,
+        "route_command",
+        commands,
+        lambda name: "" if name == "list" else ROUTE_SYNTAX,
+        "route",
+    )
 
 
 # ------------------------------------------------------------------ words → Route
-
-
-def _value(words: Sequence[str], index: int, word: str) -> str:
-    if index >= len(words):
-        raise ValueError(f'"{word}" needs a value')
-    return words[index]
 
 
 def _number(text: str, what: str) -> int:
@@ -138,13 +124,13 @@ def _parse_hops(words: Sequence[str]) -> list[Any]:
             word = words[index]
             if word in ("via", "gw"):
                 index += 1
-                fields["gateway"] = _value(words, index, word)
+                fields["gateway"] = word_value(words, index, word)
             elif word == "dev":
                 index += 1
-                fields["device"] = _value(words, index, word)
+                fields["device"] = word_value(words, index, word)
             elif word == "weight":
                 index += 1
-                fields["weight"] = _number(_value(words, index, word), "weight")
+                fields["weight"] = _number(word_value(words, index, word), "weight")
             elif word == "onlink":
                 fields["onlink"] = True
             else:
@@ -176,51 +162,51 @@ def parse_route_words(words: Sequence[str], family: int | None = None) -> dict[s
                 break
             if word == "nhid":
                 index += 1
-                fields["nexthop_id"] = _number(_value(words, index, word), "nhid")
+                fields["nexthop_id"] = _number(word_value(words, index, word), "nhid")
             elif word == "onlink":
                 raise ValueError(
                     '"onlink" is a property of a hop here: nexthop via ADDRESS dev NAME onlink'
                 )
             elif word in ("via", "gw"):
                 index += 1
-                fields["nexthop"] = _value(words, index, word)
+                fields["nexthop"] = word_value(words, index, word)
             elif word in ("dev", "device", "oif"):
                 index += 1
-                fields["device"] = _value(words, index, word)
+                fields["device"] = word_value(words, index, word)
             elif word == "table":
                 index += 1
-                fields["table"] = table_number(_value(words, index, word))
+                fields["table"] = table_number(word_value(words, index, word))
             elif word == "mtu":
                 index += 1
-                fields["mtu"] = _number(_value(words, index, word), "mtu")
+                fields["mtu"] = _number(word_value(words, index, word), "mtu")
             elif word in ("src", "prefsrc") or (word == "local" and prefix is not None):
                 index += 1
-                fields["local"] = _value(words, index, word)
+                fields["local"] = word_value(words, index, word)
             elif word in ("proto", "protocol"):
                 index += 1
-                fields["proto"] = protocol_number(_value(words, index, word))
+                fields["proto"] = protocol_number(word_value(words, index, word))
             elif word == "scope":
                 index += 1
-                fields["scope"] = scope_number(_value(words, index, word))
+                fields["scope"] = scope_number(word_value(words, index, word))
             elif word == "type":
                 index += 1
-                kind = type_number(_value(words, index, word))
+                kind = type_number(word_value(words, index, word))
                 if kind is None:
                     raise ValueError(f'unknown route type "{words[index]}"')
                 fields["type"] = kind
             elif word in ("metric", "priority", "preference"):
                 index += 1
-                fields["priority"] = _number(_value(words, index, word), "metric")
+                fields["priority"] = _number(word_value(words, index, word), "metric")
             else:
                 if word == "to":
                     index += 1
-                    word = _value(words, index, "to")
+                    word = word_value(words, index, "to")
                 elif prefix is None and not word[:1].isdigit() and word != "default":
                     kind = type_number(word)
                     if kind is not None:
                         fields["type"] = kind
                         index += 1
-                        word = _value(words, index, word)
+                        word = word_value(words, index, word)
                 if prefix is not None:
                     raise ValueError(f'unexpected "{word}" (the prefix is {prefix})')
                 prefix = word
@@ -260,7 +246,7 @@ def _filters(words: Sequence[str]) -> dict[str, Any]:
             raise ValueError(f'unknown filter "{word}" (table, proto, dev, type, scope)')
         key, read = readers[word]
         index += 1
-        text = _value(words, index, word)
+        text = word_value(words, index, word)
         if key == "table" and text == "all":
             filters["table"] = None
         else:

@@ -18,7 +18,7 @@ from typing import Any
 
 from .cli_common import (
     EXIT_OK,
-    add_common_options,
+    add_word_commands,
     print_json,
     report_error,
     rule_json,
@@ -60,25 +60,10 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``rule`` subcommands and their options."""
-    commands = parser.add_subparsers(dest="rule_command", metavar="COMMAND", required=True)
-    for name, (summary, description, examples) in _COMMANDS.items():
-        sub = commands.add_parser(
-            name,
-            help=summary,
-            description=description,
-            epilog=RULE_SYNTAX + "\nexamples:\n" + examples,
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        family = sub.add_mutually_exclusive_group()
-        family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4")
-        family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6")
-        sub.add_argument(
-            "spec",
-            nargs="*" if name == "list" else "+",
-            metavar="FILTER" if name == "list" else "RULE",
-            help="the rule, as ip rule takes it",
-        )
-        add_common_options(sub)
+    commands = {
+        name: (*texts, "FILTER" if name == "list" else "RULE") for name, texts in _COMMANDS.items()
+    }
+    add_word_commands(parser, "rule_command", commands, lambda name: RULE_SYNTAX, "rule")
 
 
 def parse_rule_words(words: Sequence[str]) -> dict[str, Any]:
