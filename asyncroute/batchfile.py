@@ -201,40 +201,35 @@ def _read_names(filename: str, builtin: Mapping[str, int], maximum: int) -> dict
     return names
 
 
+def _number_or_name(
+    text: str, builtin: Mapping[str, int], filename: str, what: str, maximum: int
+) -> int:
+    """``text`` as a built-in name, a name from iproute2's ``filename``, or a number."""
+    known = builtin.get(text)
+    if known is not None:
+        return known
+    names = _read_names(filename, builtin, maximum)
+    if text in names:
+        return names[text]
+    return strtoul(text, what, maximum)
+
+
 def table_number(text: str) -> int:
     """A routing table id from ``main``, ``local``, ``default``, a name in
     ``rt_tables``, or a number."""
-    known = _BUILTIN_TABLES.get(text)
-    if known is not None:
-        return known
-    names = _read_names("rt_tables", _BUILTIN_TABLES, U32_MAX)
-    if text in names:
-        return names[text]
-    return strtoul(text, "table id", U32_MAX)
+    return _number_or_name(text, _BUILTIN_TABLES, "rt_tables", "table id", U32_MAX)
 
 
 def protocol_number(text: str) -> int:
     """A route protocol from its name (``boot``, ``static``, ``kernel``, ``bgp`` …,
     ``rt_protos``) or a number 0..255."""
-    known = _BUILTIN_PROTOCOLS.get(text)
-    if known is not None:
-        return known
-    names = _read_names("rt_protos", _BUILTIN_PROTOCOLS, 255)
-    if text in names:
-        return names[text]
-    return strtoul(text, "protocol", 255)
+    return _number_or_name(text, _BUILTIN_PROTOCOLS, "rt_protos", "protocol", 255)
 
 
 def scope_number(text: str) -> int:
     """A route scope from its name (``global``, ``link``, ``host`` …, ``rt_scopes``) or
     a number 0..255."""
-    known = _BUILTIN_SCOPES.get(text)
-    if known is not None:
-        return known
-    names = _read_names("rt_scopes", _BUILTIN_SCOPES, 255)
-    if text in names:
-        return names[text]
-    return strtoul(text, "scope", 255)
+    return _number_or_name(text, _BUILTIN_SCOPES, "rt_scopes", "scope", 255)
 
 
 def type_number(text: str) -> int | None:
