@@ -44,6 +44,7 @@ ROUTE_TYPES = (24, 25, 26)
 RULE_TYPES = (32, 33, 34)
 LINK_TYPES = (16, 17, 18)
 ADDRESS_TYPES = (20, 21, 22)
+NEXTHOP_TYPES = (104, 105, 106)  # RTM_NEWNEXTHOP, RTM_DELNEXTHOP, RTM_GETNEXTHOP
 KNOWN_TYPES = (
     NLMSG_NOOP,
     NLMSG_ERROR,
@@ -53,6 +54,7 @@ KNOWN_TYPES = (
     *ADDRESS_TYPES,
     *ROUTE_TYPES,
     *RULE_TYPES,
+    *NEXTHOP_TYPES,
 )
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
@@ -311,7 +313,8 @@ def _done(draw: st.DrawFn) -> _Spec:
 
 _other = st.builds(
     _Spec,
-    # types no body decoder claims: control messages, and numbers past RTM_GETRULE
+    # types no body decoder claims (control messages, numbers past RTM_GETRULE) and,
+    # among the numbers above 35, the nexthop types, which must decode or be rejected
     st.sampled_from([NLMSG_NOOP, NLMSG_OVERRUN, 0, 5, 15, 19, 99]) | st.integers(35, 0xFFFF),
     _frame_flags,
     st.binary(max_size=48),
