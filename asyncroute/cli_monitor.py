@@ -150,8 +150,6 @@ _OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DO
 # FR_ACT_* other than "to table" (linux/fib_rules.h), as ip rule names them.
 _RULE_ACTIONS = {0: None, 1: None, 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable",
                  8: "prohibit"}  # fmt: skip
-_RTNH_F_ONLINK = 0x4
-_NHA_GROUP_TYPE_RES = 1
 
 
 def _flag_names(flags: int) -> list[str]:
@@ -196,30 +194,11 @@ class EventPrinter:
         return name
 
     async def _nexthop(self, body: NexthopMessage) -> NexthopObject | NexthopGroup | None:
-        from .nexthop import NexthopGroup, NexthopObject
+        from .nexthop import nexthop_from_message
 
-        if body.id is None:
-            return None
+        device = await self._device(body.oif) if body.oif and not body.group else ""
         try:
-            if body.group:
-                return NexthopGroup(
-                    body.id,
-                    body.group,
-                    protocol=body.protocol,
-                    fdb=body.fdb,
-                    resilient=body.group_type == _NHA_GROUP_TYPE_RES,
-                )
-            device = await self._device(body.oif) if body.oif else ""
-            return NexthopObject(
-                body.id,
-                body.gateway,
-                device,
-                blackhole=body.blackhole,
-                onlink=bool(body.flags & _RTNH_F_ONLINK),
-                protocol=body.protocol,
-                family=body.family,
-                fdb=body.fdb,
-            )
+            return nexthop_from_message(body, device)
         except (ValueError, TypeError):
             return None  # something NexthopObject cannot hold: the id is printed
 

@@ -51,6 +51,7 @@ __all__ = [
     "delete_nexthop",
     "get_nexthop",
     "list_nexthops",
+    "nexthop_from_message",
     "replace_nexthop",
 ]
 
@@ -368,43 +369,50 @@ class _DeviceGone(Exception):
     """A dumped nexthop's device no longer exists (nor, then, does the nexthop)."""
 
 
+def nexthop_from_message(body: NexthopMessage, device: str = "") -> NexthopObject | NexthopGroup:
+    """The value a kernel nexthop message describes (``device``: the name of its
+    NHA_OIF).  Raises ValueError for what the values cannot hold (no NHA_ID, an unknown
+    group type, fields the kernel should never combine)."""
+    if body.id is None:
+        raise ValueError("nexthop message without NHA_ID")
+    if body.group:
+        if body.group_type not in (None, _GROUP_MPATH, _GROUP_RES):
+            raise ValueError(
+                f"nexthop {body.id}: unknown group type {body.group_type} (NHA_GROUP_TYPE)"
+            )
+        return NexthopGroup(
+            body.id,
+            body.group,
+            protocol=body.protocol,
+            fdb=body.fdb,
+            resilient=body.group_type == _GROUP_RES,
+        )
+    return NexthopObject(
+        body.id,
+        body.gateway,
+        device,
+        blackhole=body.blackhole,
+        onlink=bool(body.flags & _ONLINK),
+        protocol=body.protocol,
+        family=body.family,
+        fdb=body.fdb,
+    )
+
+
 async def _from_message(
     conn: NetlinkConnection, body: NexthopMessage, names: dict[int, str]
 ) -> NexthopObject | NexthopGroup:
     """The value a kernel reply describes; ``names`` caches ifindex → device name."""
-    if body.id is None:
-        raise ProtocolError("nexthop reply without NHA_ID")
+    device = ""
+    if body.oif and not body.group:
+        cached = names.get(body.oif)
+        if cached is None:
+            try:
+                cached = names[body.oif] = await device_name(conn, body.oif)
+            except NotFoundError as exc:
+                raise _DeviceGone() from exc
+        device = cached
     try:
-        if body.group:
-            if body.group_type not in (None, _GROUP_MPATH, _GROUP_RES):
-                raise ProtocolError(
-                    f"nexthop {body.id}: unknown group type {body.group_type} (NHA_GROUP_TYPE)"
-                )
-            return NexthopGroup(
-                body.id,
-                body.group,
-                protocol=body.protocol,
-                fdb=body.fdb,
-                resilient=body.group_type == _GROUP_RES,
-            )
-        device = ""
-        if body.oif:
-            cached = names.get(body.oif)
-            if cached is None:
-                try:
-                    cached = names[body.oif] = await device_name(conn, body.oif)
-                except NotFoundError as exc:
-                    raise _DeviceGone() from exc
-            device = cached
-        return NexthopObject(
-            body.id,
-            body.gateway,
-            device,
-            blackhole=body.blackhole,
-            onlink=bool(body.flags & _ONLINK),
-            protocol=body.protocol,
-            family=body.family,
-            fdb=body.fdb,
-        )
+        return nexthop_from_message(body, device)
     except (ValueError, TypeError) as exc:
-        raise ProtocolError(f"nexthop {body.id}: the kernel's reply is not valid: {exc}") from exc
+        raise ProtocolError(f"the kernel's nexthop reply is not valid: {exc}") from exc
