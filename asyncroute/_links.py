@@ -10,7 +10,7 @@ from .constants import AF_INET, AF_INET6, RTM
 from .errors import KernelError, NotFoundError
 from .messages import LinkMessage, Message, RouteMessage
 
-__all__ = ["device_index", "device_name", "mtu_towards"]
+__all__ = ["DeviceIndexes", "device_index", "device_name", "mtu_towards"]
 
 
 async def _get_link(conn: NetlinkConnection, body: LinkMessage, what: str) -> LinkMessage:
@@ -36,6 +36,29 @@ async def device_index(conn: NetlinkConnection, name: str) -> int:
     Raises NotFoundError naming the device.
     """
     return (await _get_link(conn, LinkMessage(name=name), repr(name))).index
+
+
+class DeviceIndexes:
+    """ifindex by device name, each looked up once for the life of this object (one
+    bulk call, one ``apply``: as ``ip -batch`` caches them); a failed lookup is kept as
+    its error, so that every item naming that device fails the same way."""
+
+    __slots__ = ("_conn", "_found")
+
+    def __init__(self, conn: NetlinkConnection) -> None:
+        self._conn = conn
+        self._found: dict[str, int | KernelError] = {}
+
+    async def get(self, name: str) -> int | KernelError:
+        """The ifindex of ``name``, or the KernelError its lookup raised."""
+        found = self._found.get(name)
+        if found is None:
+            try:
+                found = await device_index(self._conn, name)
+            except KernelError as exc:
+                found = exc
+            self._found[name] = found
+        return found
 
 
 async def device_name(conn: NetlinkConnection, index: int) -> str:

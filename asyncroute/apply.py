@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ._links import device_index
+from ._links import DeviceIndexes
 from .batchfile import (
     Change,
     ParseError,
@@ -180,7 +180,7 @@ class _Applier:
         self.source: list[str] = []
         self.rules: set[int] = set()
         self.exists_ok: set[int] = set()
-        self.devices: dict[str, int | KernelError] = {}
+        self.devices = DeviceIndexes(conn)
         self.templates: dict[tuple[str, str, str], _Template] = {}
         self.failures: list[Failure] = []
         self.commands = 0
@@ -225,17 +225,6 @@ class _Applier:
 
     # -------------------------------------------------------------- sending
 
-    async def oif(self, name: str) -> int | KernelError:
-        """The ifindex of ``name``, looked up once per apply (as ``ip -batch`` caches)."""
-        index = self.devices.get(name)
-        if index is None:
-            try:
-                index = await device_index(self.conn, name)
-            except KernelError as exc:
-                index = exc
-            self.devices[name] = index
-        return index
-
     async def submit(
         self, line: int, item: int | None, text: str, change: Change
     ) -> tuple[int, bytes] | None:
@@ -243,7 +232,7 @@ class _Applier:
         if isinstance(change, RouteChange):
             oif = 0
             if change.device is not None:
-                found = await self.oif(change.device)
+                found = await self.devices.get(change.device)
                 if isinstance(found, KernelError):
                     self.fail(line, item, text, found)
                     return None
@@ -251,7 +240,7 @@ class _Applier:
             hop_oifs: list[int] = []
             for hop in change.hops:
                 if hop.device is not None:
-                    found = await self.oif(hop.device)
+                    found = await self.devices.get(hop.device)
                     if isinstance(found, KernelError):
                         self.fail(line, item, text, found)
                         return None

@@ -12,7 +12,7 @@ import builtins
 from collections.abc import AsyncIterable, Callable, Iterable
 from typing import TYPE_CHECKING
 
-from ._links import device_index
+from ._links import DeviceIndexes
 from ._retry import RetryPolicy
 from ._values import IPAddress
 from .connection import NetlinkConnection, RequestBatch
@@ -104,7 +104,7 @@ class _BulkContext:
         self.conn = conn
         self.mtu_config = mtu_config
         self.delete = delete
-        self.devices: dict[str, int | KernelError] = {}
+        self.devices = DeviceIndexes(conn)
         # nexthop route → True if this call created it, False if it existed, or the error
         self.nexthops: dict[NexthopKey, bool | KernelError] = {}
         self.owners: dict[NexthopKey, Route] = {}
@@ -162,7 +162,7 @@ class _BulkContext:
         names = [route._require_device(), *(hop.device for hop in route._hops)]
         oifs: list[int] = []
         for name in names:
-            oif = await self._device_index(name) if name else 0
+            oif = await self.devices.get(name) if name else 0
             if isinstance(oif, KernelError):
                 self.templates[key] = _failed(oif)
                 return
@@ -187,16 +187,6 @@ class _BulkContext:
         mtu = _route_mtu(route, self.mtu_config)
         body = route._request_body(oif, hop_oifs, mtu)
         self.templates[key] = _Template(body, len(route._dst), nexthop)
-
-    async def _device_index(self, name: str) -> int | KernelError:
-        oif = self.devices.get(name)
-        if oif is None:
-            try:
-                oif = await device_index(self.conn, name)
-            except KernelError as exc:
-                oif = exc
-            self.devices[name] = oif
-        return oif
 
     def used_nexthops(self, errors: list[AsyncrouteError | None]) -> set[NexthopKey]:
         """The nexthop routes at least one successful route goes through."""
