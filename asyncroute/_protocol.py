@@ -275,19 +275,41 @@ class NetlinkProtocol:
         if not count:
             raise ValueError("a group needs at least one request")
         first = self._allocate_block(count + 1)
-        barrier = first + count
         port_id = self.port_id
-        pack = _pack_header
-        # The hot path of bulk calls: one comprehension, a pre-packed body per member.
+        seqs = range(first, first + count)
         frames = [
-            pack(16 + len(body), msg_type, (flags | _REQUEST) & ~_ACK, seq, port_id) + body
-            if type(body) is bytes and not len(body) & 3
-            else encode_message(Message(msg_type, (flags | _REQUEST) & ~_ACK, body), seq, port_id)
-            for (msg_type, flags, body), seq in zip(requests, range(first, barrier), strict=True)
+            encode_message(Message(msg_type, (flags | _REQUEST) & ~_ACK, body), seq, port_id)
+            if type(body) is not bytes or len(body) & 3
+            else _pack_header(16 + len(body), msg_type, (flags | _REQUEST) & ~_ACK, seq, port_id)
+            + body
+            for (msg_type, flags, body), seq in zip(requests, seqs, strict=True)
         ]
         gets = sum(1 for msg_type, _, _ in requests if msg_type & 3 == _GET)
+        return self._queue_group(first, frames, gets)
+
+    def send_bodies(self, msg_type: int, flags: int, bodies: Sequence[bytes]) -> int:
+        """:meth:`send_group` for requests of one type and flags whose bodies are packed
+        already (4-byte multiples, as the codec packs them): the bulk hot path, one header
+        pack per member."""
+        count = len(bodies)
+        if not count:
+            raise ValueError("a group needs at least one request")
+        first = self._allocate_block(count + 1)
+        port_id = self.port_id
+        flags = (flags | _REQUEST) & ~_ACK
+        pack = _pack_header
+        frames = [
+            pack(16 + len(body), msg_type, flags, seq, port_id) + body
+            for body, seq in zip(bodies, range(first, first + count), strict=True)
+        ]
+        return self._queue_group(first, frames, count if msg_type & 3 == _GET else 0)
+
+    def _queue_group(self, first: int, frames: list[bytes], gets: int) -> int:
+        """Queue the member ``frames`` (seqs ``first`` on) and their barrier as one entry."""
+        count = len(frames)
+        barrier = first + count
+        frames.append(_pack_header(16, _NOOP, _BARRIER_FLAGS, barrier, self.port_id))
         cost = ACK_COST * (count + 1 - gets) + REPLY_COST * gets
-        frames.append(pack(16, _NOOP, _BARRIER_FLAGS, barrier, port_id))
         entry = _Entry(barrier, _NOOP, _BARRIER_FLAGS, b"".join(frames), False, cost)
         entry.first = first
         entry.count = count + 1

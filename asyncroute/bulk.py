@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ._links import DeviceIndexes
 from ._retry import RetryPolicy
 from ._values import IPAddress
-from .connection import NetlinkConnection, RequestBatch
+from .connection import YIELD_EVERY, NetlinkConnection, RequestBatch
 from .constants import RTM
 from .errors import AsyncrouteError, KernelError
 from .route import (
@@ -55,21 +55,26 @@ class _Template:
     ``head(prefix length) + dst + tail``, about 0.1 µs instead of ~1 µs to pack it.
     """
 
-    __slots__ = ("error", "heads", "nexthop", "rest", "tail")
+    __slots__ = ("error", "heads", "nexthop", "rest", "size", "tail")
 
     def __init__(self, body: bytes, dst_size: int, nexthop: NexthopKey | None) -> None:
         self.rest = body[2:16]  # rtmsg after family and dst_len, then RTA_DST's header
         self.tail = body[16 + dst_size :]
-        self.heads: dict[int, bytes] = {}
-        self.heads[body[1]] = body[:16]
+        self.heads: dict[int, bytes] = {body[1]: body[:16]}
         self.nexthop = nexthop
         self.error: KernelError | None = None
+        self.size = len(body)  # every body of this template has this length
 
-    def body(self, route: Route) -> bytes:
+    def head(self, route: Route) -> bytes:
+        """rtmsg and RTA_DST's header for the route's prefix length."""
         head = self.heads.get(route._plen)
         if head is None:
             head = self.heads[route._plen] = bytes((route._family, route._plen)) + self.rest
-        return head + route._dst + self.tail
+        return head
+
+    def body(self, route: Route) -> bytes:
+        """The route's request body."""
+        return self.head(route) + route._dst + self.tail
 
 
 def _failed(error: KernelError) -> _Template:
@@ -87,7 +92,6 @@ class _BulkContext:
 
     __slots__ = (
         "conn",
-        "count",
         "delete",
         "devices",
         "last",
@@ -109,13 +113,13 @@ class _BulkContext:
         self.nexthops: dict[NexthopKey, bool | KernelError] = {}
         self.owners: dict[NexthopKey, Route] = {}
         self.templates: dict[tuple[object, ...], _Template] = {}
-        self.count = 0  # routes seen so far
         #: (first position, template) each time the template changes: which nexthop
         #: route each position uses, for rollback
         self.runs: list[tuple[int, _Template]] = []
         self.last: _Template | None = None
 
-    def _key(self, route: Route) -> tuple[object, ...]:
+    def key(self, route: Route) -> tuple[object, ...]:
+        """The template key: the route's fields that its body depends on, but the prefix."""
         if self.delete:
             return (
                 route._family,
@@ -142,23 +146,25 @@ class _BulkContext:
             route._nh_id,
         )
 
-    def body(self, route: Route) -> bytes | KernelError | None:
-        """The route's request body, the error that stops it, or None: resolve first."""
+    def body(self, route: Route, position: int) -> bytes | KernelError | None:
+        """The body of the route at ``position``, the error that stops it, or None:
+        resolve first."""
         if _typeof(route) is not Route and not isinstance(route, Route):
             raise TypeError(f"bulk route operations take Route objects, got {route!r}")
-        template = self.templates.get(self._key(route))
+        template = self.templates.get(self.key(route))
         if template is None:
             return None
         if template is not self.last:
             self.last = template
-            self.runs.append((self.count, template))
-        self.count += 1
-        return template.body(route) if template.error is None else template.error
+            self.runs.append((position, template))
+        if template.error is not None:
+            return template.error
+        return template.body(route)
 
     async def resolve(self, route: Route) -> None:
         """Look up the route's device, install its nexthop route (upsert), and make the
         template of routes like it."""
-        key = self._key(route)
+        key = self.key(route)
         names = [route._require_device(), *(hop.device for hop in route._hops)]
         oifs: list[int] = []
         for name in names:
@@ -206,37 +212,85 @@ async def _stream(
     msg_type: int,
     flags: int,
 ) -> list[AsyncrouteError | None]:
-    """Feed ``routes`` through ``batch``; the loop stays synchronous per route unless a
-    lookup is missing or the window is full."""
-    prepare = context.body
-    add = batch.add_request
-
-    async def one(route: Route, item: bytes | KernelError | None) -> None:
-        if item is None:
-            await context.resolve(route)
-            item = prepare(route)
-        if batch.full:
-            await batch.pause()
-        if isinstance(item, bytes):
-            add(msg_type, flags, item)
-        else:
-            assert item is not None
-            batch.add(item)
-
+    """Feed ``routes`` through ``batch`` and wait for every answer."""
     try:
         if isinstance(routes, AsyncIterable):
+            chunk: list[Route] = []
             async for route in routes:
-                await one(route, prepare(route))
-        else:
-            for route in routes:
-                item = prepare(route)
-                if _typeof(item) is bytes and not batch.full:  # the hot path
-                    add(msg_type, flags, item)
-                else:
-                    await one(route, item)
+                chunk.append(route)
+                if len(chunk) >= YIELD_EVERY:
+                    await _feed(batch, chunk, context, msg_type, flags)
+                    chunk = []
+            routes = chunk
+        await _feed(batch, routes, context, msg_type, flags)
         return await batch.finish()
     finally:
         batch.abandon()
+
+
+async def _feed(
+    batch: RequestBatch,
+    routes: Iterable[Route],
+    context: _BulkContext,
+    msg_type: int,
+    flags: int,
+) -> None:
+    """Feed ``routes`` through ``batch``, in order.
+
+    Bodies collect in a local group that is handed over whole (``add_bodies``: no call
+    into the batch per route).  The hot path is a route of class Route with the same
+    template as the route before it (nearly every route of a bulk load): a key, a dict
+    lookup and a concatenation.  The first route of each kind, failed kinds, subclasses
+    and everything else take :meth:`_BulkContext.body`.
+    """
+    key = context.key
+    templates = context.templates
+    current: _Template | None = None  # the previous route's template, if usable here
+    bodies: list[bytes] = []
+    # Routes a group may hold: the group size, or fewer if their bodies are large (a
+    # group goes in one datagram); ``cap`` for the current template, ``room`` for the
+    # group being filled (which may hold bodies of other templates).
+    cap = room = batch.group_size
+
+    async def hand_over() -> None:
+        nonlocal bodies, room
+        batch.add_bodies(msg_type, flags, bodies)
+        bodies = []
+        room = cap
+        if batch.full:
+            await batch.pause()
+
+    for route in routes:
+        if _typeof(route) is Route:
+            template = templates.get(key(route))
+            if template is current and template is not None:
+                bodies.append(template.head(route) + route._dst + template.tail)  # .body()
+                if len(bodies) >= room:
+                    await hand_over()
+                continue
+        position = len(batch.results) + len(bodies)
+        item = context.body(route, position)
+        if item is None:
+            await context.resolve(route)
+            item = context.body(route, position)
+        if isinstance(item, bytes):
+            current = context.last
+            assert current is not None
+            bodies.append(item)
+            cap = min(batch.group_size, batch.max_group_bytes // (16 + current.size))
+            room = min(room, cap)
+            if len(bodies) >= room:
+                await hand_over()
+        else:
+            assert item is not None
+            current = None
+            if bodies:
+                await hand_over()
+            elif batch.full:
+                await batch.pause()
+            batch.add(item)
+    if bodies:
+        await hand_over()
 
 
 async def upsert_many(

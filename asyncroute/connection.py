@@ -179,13 +179,13 @@ class RequestBatch(_Waiter):
         "_high_water",
         "_limit",
         "_lowered",
-        "_max_bytes",
         "_open",
         "_progress",
         "_yielded",
         "group_size",
         "groups",
         "low_water",
+        "max_group_bytes",
         "outstanding",
         "results",
         "retain",
@@ -208,17 +208,18 @@ class RequestBatch(_Waiter):
         self._bytes = 0  # body bytes in the open group
         self._lowered = False  # this batch lowered the GIL switch interval
         self.group_size = group_size(window)
-        # A group is sent in one datagram: it must fit in one (frame headers and the
-        # barrier included).
-        self._max_bytes = conn._core.max_datagram // 2
+        #: most body bytes in one group: a group is sent in one datagram, so it must fit
+        #: in one (frame headers and the barrier included)
+        self.max_group_bytes = conn._core.max_datagram // 2
         self._high_water = 2 * window
         self._limit = timeout
         self._progress = progress
         self.low_water = window
         #: requests added since the last group was sealed: (type, flags, body)
         self._open: list[tuple[int, int, Body]] = []
-        #: barrier seq → (position of the first member, the members)
-        self.groups: dict[int, tuple[int, list[tuple[int, int, Body]]]] = {}
+        #: barrier seq → (position of the first member, kind, members): members are
+        #: (type, flags, body) if kind is None, else bodies of kind (type, flags)
+        self.groups: dict[int, tuple[int, tuple[int, int] | None, list[Any]]] = {}
         #: one entry per item added, in order: None (acked) or the error
         self.results: list[AsyncrouteError | None] = []
         self.outstanding = 0
@@ -260,24 +261,39 @@ class RequestBatch(_Waiter):
         self.add_request(item.type, item.flags, item.body)
 
     def add_request(self, msg_type: int, flags: int, body: Body) -> None:
-        """:meth:`add` without building a :class:`Message` (the bulk hot path)."""
+        """:meth:`add` without building a :class:`Message`."""
         opened = self._open
         if not opened:
-            conn = self._conn
-            if conn._closed:
-                raise conn._closed_error()
-            if not self._lowered and conn._sender is not None and conn.switch_interval:
-                self._lowered = True
-                lower_switch_interval(conn.switch_interval)
+            self._starting()
             # The flush seals this group at the next turn of the event loop at the latest.
-            conn._open_batches.append(self)
-            if not conn._flush_scheduled:
-                conn._schedule_flush()
+            self._conn._open_batches.append(self)
         opened.append((msg_type, flags, body))
         self._added += 1
         self._bytes += len(body) if _typeof(body) is bytes else 512
-        if len(opened) >= self.group_size or self._bytes >= self._max_bytes:
+        if len(opened) >= self.group_size or self._bytes >= self.max_group_bytes:
             self.seal()
+
+    def add_bodies(self, msg_type: int, flags: int, bodies: list[bytes]) -> None:
+        """:meth:`add_request` for each of ``bodies`` (packed already, as the codec packs
+        them), handed over as one group at once: the bulk hot path.  Keep ``bodies``
+        unchanged afterwards (failures are retained from it)."""
+        self.seal()
+        self._starting()
+        seq = self._conn._core.send_bodies(msg_type, flags, bodies)
+        self._added += len(bodies)
+        self._handed_over(seq, (msg_type, flags), bodies)
+
+    def _starting(self) -> None:
+        """Before requests are queued: the connection must be open, the GIL switch
+        interval lowered (once per batch) and a flush scheduled."""
+        conn = self._conn
+        if conn._closed:
+            raise conn._closed_error()
+        if not self._lowered and conn._sender is not None and conn.switch_interval:
+            self._lowered = True
+            lower_switch_interval(conn.switch_interval)
+        if not conn._flush_scheduled:
+            conn._schedule_flush()
 
     def seal(self) -> None:
         """Hand the open group to the connection's core (it is sent at the next flush)."""
@@ -289,10 +305,12 @@ class RequestBatch(_Waiter):
         conn = self._conn
         if conn._closed:
             raise conn._closed_error()
-        seq = conn._core.send_group(members)
-        conn._waiters[seq] = self
+        self._handed_over(conn._core.send_group(members), None, members)
+
+    def _handed_over(self, seq: int, kind: tuple[int, int] | None, members: list[Any]) -> None:
+        self._conn._waiters[seq] = self
         results = self.results
-        self.groups[seq] = (len(results), members)
+        self.groups[seq] = (len(results), kind, members)
         results.extend([None] * len(members))
         self.outstanding += len(members)
 
@@ -347,7 +365,7 @@ class RequestBatch(_Waiter):
         error: AsyncrouteError | None,
         failures: tuple[tuple[int, AsyncrouteError], ...] = (),
     ) -> None:
-        base, members = self.groups.pop(seq)
+        base, kind, members = self.groups.pop(seq)
         results = self.results
         if error is not None:
             results[base : base + len(members)] = [error] * len(members)
@@ -355,7 +373,10 @@ class RequestBatch(_Waiter):
         for offset, failure in failures:
             results[base + offset] = failure
             if retain is not None and retain(failure):
-                self.retained[base + offset] = Message(*members[offset])
+                member = members[offset]
+                self.retained[base + offset] = (
+                    Message(*member) if kind is None else Message(*kind, member)
+                )
         self.outstanding -= len(members)
         if self.outstanding <= self.low_water:
             self.wake()

@@ -127,12 +127,18 @@ def record_groups(conn: Connection) -> list[int]:
     core = conn._core
     sizes: list[int] = []
     send_group: Callable[..., int] = core.send_group
+    send_bodies: Callable[..., int] = core.send_bodies
 
     def recording(requests: Sequence[tuple[int, int, object]]) -> int:
         sizes.append(len(requests))
         return send_group(requests)
 
+    def recording_bodies(msg_type: int, flags: int, bodies: Sequence[bytes]) -> int:
+        sizes.append(len(bodies))
+        return send_bodies(msg_type, flags, bodies)
+
     core.send_group = recording  # type: ignore[method-assign]
+    core.send_bodies = recording_bodies  # type: ignore[method-assign]
     return sizes
 
 
