@@ -79,29 +79,41 @@ def parse_prefix(value: object, field: str) -> tuple[int, bytes, int, IPNetwork 
 
     The common text form ("a.b.c.d/n", "x::y/n") is checked on the packed address
     (``inet_pton`` is strict: no leading "+", spaces or short forms; the length must be
-    plain digits; host bits must be clear) and the ``ipaddress`` object is not built
-    (``network`` is None; see :func:`network_from_packed`): ~0.4 µs instead of ~4 µs for
-    ``ip_network``.  Anything else, and every error, goes through ``ip_network``.
+    written plainly, "0" to "32" or "128"; host bits must be clear) and the
+    ``ipaddress`` object is not built (``network`` is None; see
+    :func:`network_from_packed`): ~0.35 µs instead of ~4 µs for ``ip_network``.
+    Anything else, and every error, goes through ``ip_network``.
     """
     if type(value) is str:
         address, slash, length = value.partition("/")
-        family, bits = (AF_INET6, 128) if ":" in address else (AF_INET, 32)
-        try:
-            packed = inet_pton(family, address)
-        except OSError:
-            pass
-        else:
-            if not slash:
-                return family, packed, bits, None
-            if length.isdigit() and len(length) <= 3:
-                plen = int(length)
-                if plen == bits:  # a host route: no host bits to check
-                    return family, packed, plen, None
-                if plen < bits and not int.from_bytes(packed, "big") & ((1 << (bits - plen)) - 1):
+        family, lengths = (AF_INET6, _LENGTHS6) if ":" in address else (AF_INET, _LENGTHS4)
+        known = lengths.get(length) if slash else lengths[None]
+        if known is not None:
+            try:
+                packed = inet_pton(family, address)
+            except OSError:
+                pass
+            else:
+                plen, host_bits = known
+                if not host_bits or not int.from_bytes(packed, "big") & host_bits:
                     return family, packed, plen, None
     network = _parse_network_slowly(value, field)
     family = AF_INET if network.version == 4 else AF_INET6
     return family, network.network_address.packed, network.prefixlen, network
+
+
+def _lengths(bits: int) -> dict[str | None, tuple[int, int]]:
+    # prefix length as written → (length, mask of the host bits); None: no "/length"
+    lengths: dict[str | None, tuple[int, int]] = {
+        str(plen): (plen, (1 << (bits - plen)) - 1) for plen in range(bits + 1)
+    }
+    lengths[None] = (bits, 0)
+    return lengths
+
+
+# The canonical spellings only; anything else ("/032", "/ 24") is left to ip_network.
+_LENGTHS4 = _lengths(32)
+_LENGTHS6 = _lengths(128)
 
 
 def network_from_packed(packed: bytes, plen: int) -> IPNetwork:

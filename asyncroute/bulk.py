@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from ._links import DeviceIndexes
 from ._retry import RetryPolicy
 from ._values import IPAddress
-from .connection import YIELD_EVERY, NetlinkConnection, RequestBatch
+from .connection import NetlinkConnection, RequestBatch
 from .constants import RTM
 from .errors import AsyncrouteError, KernelError
 from .route import (
@@ -218,7 +218,7 @@ async def _stream(
             chunk: list[Route] = []
             async for route in routes:
                 chunk.append(route)
-                if len(chunk) >= YIELD_EVERY:
+                if len(chunk) >= batch.group_size:  # hold no more than a group
                     await _feed(batch, chunk, context, msg_type, flags)
                     chunk = []
             routes = chunk

@@ -48,6 +48,7 @@ RTN_LOCAL = int(RTN.LOCAL)
 MAIN_TABLE = int(RT_TABLE.MAIN)
 
 _typeof = builtins.type  # `type` is a field, and so a parameter, of Route
+_ZERO = 0
 _TYPE_NAMES = {t.value: t.name.lower() for t in RTN}
 # iproute2's own names (rt_scopes); it spells scope 0 "global", not "universe".
 _SCOPE_NAMES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
@@ -132,8 +133,13 @@ class Route:
             self._local, self._src = parse_packed_address(local, "local")
             if len(self._src) != len(self._dst):
                 self._mixed("local", self._local)
-        # The common case (plain ints in range) is checked inline.
+        # The common cases are checked inline: every number but the table left at 0 (the
+        # int 0 itself: False and 0.0 are other objects), or plain ints in range.
         if not (
+            mtu is proto is scope is type is priority is _ZERO
+            and _typeof(table) is int
+            and 0 <= table <= U32_MAX
+        ) and not (
             _typeof(mtu) is _typeof(proto) is _typeof(scope) is _typeof(table) is int
             and _typeof(type) is _typeof(priority) is int
             and 0 <= mtu <= 65535
