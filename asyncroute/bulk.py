@@ -264,7 +264,9 @@ async def _feed(
         if _typeof(route) is Route:
             template = templates.get(key(route))
             if template is current and template is not None:
-                bodies.append(template.head(route) + route._dst + template.tail)  # .body()
+                # template.body(route), inlined: this line runs once per route
+                head = template.heads.get(route._plen) or template.head(route)
+                bodies.append(head + route._dst + template.tail)
                 if len(bodies) >= room:
                     await hand_over()
                 continue
