@@ -215,14 +215,23 @@ async def _stream(
     """Feed ``routes`` through ``batch`` and wait for every answer."""
     try:
         if isinstance(routes, AsyncIterable):
-            chunk: list[Route] = []
+            # One at a time into the batch's open group, which the connection sends at
+            # the next turn of the event loop: a feed that trickles in is not held back.
             async for route in routes:
-                chunk.append(route)
-                if len(chunk) >= batch.group_size:  # hold no more than a group
-                    await _feed(batch, chunk, context, msg_type, flags)
-                    chunk = []
-            routes = chunk
-        await _feed(batch, routes, context, msg_type, flags)
+                position = batch.size
+                item = context.body(route, position)
+                if item is None:
+                    await context.resolve(route)
+                    item = context.body(route, position)
+                if batch.full:
+                    await batch.pause()
+                if isinstance(item, bytes):
+                    batch.add_request(msg_type, flags, item)
+                else:
+                    assert item is not None
+                    batch.add(item)
+        else:
+            await _feed(batch, routes, context, msg_type, flags)
         return await batch.finish()
     finally:
         batch.abandon()
@@ -270,7 +279,7 @@ async def _feed(
                 if len(bodies) >= room:
                     await hand_over()
                 continue
-        position = len(batch.results) + len(bodies)
+        position = batch.size + len(bodies)
         item = context.body(route, position)
         if item is None:
             await context.resolve(route)

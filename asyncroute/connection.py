@@ -228,6 +228,11 @@ class RequestBatch(_Waiter):
         self.retain = retain
 
     @property
+    def size(self) -> int:
+        """Items added so far, answered or not: the position the next one will take."""
+        return len(self.results) + len(self._open)
+
+    @property
     def full(self) -> bool:
         """True when the producer should call :meth:`pause` before adding more: twice
         the window is unanswered, or it has added YIELD_EVERY requests since it last

@@ -519,6 +519,29 @@ async def test_request_many_timeout_only_when_nothing_moves() -> None:
 # =========================================================================== upsert_many
 
 
+@pytest.mark.parametrize("operation", ["upsert_many", "delete_many"])
+async def test_an_async_feed_that_trickles_is_not_held_back(operation: str) -> None:
+    """A route from an async iterable goes out at the next turn of the event loop, not
+    when a group is full: this feed yields the next route only once the kernel has
+    received the one before, so a route held back would stall the call."""
+    kernel = BulkKernel()
+
+    def received() -> int:
+        return len(kernel.of_type(RTM.NEWROUTE)) + len(kernel.of_type(RTM.DELROUTE))
+
+    async def trickle() -> AsyncIterator[Route]:
+        for i in range(5):
+            before = received()
+            yield route(i)
+            await wait_until(lambda before=before: received() > before, timeout=2)
+
+    async with connected(kernel) as conn:
+        with anyio.fail_after(10):
+            results = await getattr(conn, operation)(trickle())
+        assert results == [True] * 5
+        assert_clean(conn)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_upsert_many_looks_up_each_device_once(kind: Kind) -> None:
     kernel = BulkKernel()
