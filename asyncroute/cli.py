@@ -51,7 +51,10 @@ Needs root.  Creates a throwaway namespace (veth v0/v1, 192.0.2.2/24 and
 2001:db8::2/64 on v0) and always deletes it, unless --netns names an existing one.
 Phases run interleaved (A B C A B C) for --rounds rounds; the kernel's route counts are
 checked after every phase and medians are printed with the machine, kernel, Python,
-pyroute2 and iproute2 versions, then written as JSON (and a PNG with --plot).
+pyroute2 and iproute2 versions, then written as JSON (and a PNG with --plot).  Every
+tool adds to and deletes from the same table: `ip -batch` and the raw floor start with
+the nexthop route (192.0.2.1 dev v0 scope link, table 100) that asyncroute's upsert
+installs.
 
 examples:
   sudo asyncroute bench
