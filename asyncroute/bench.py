@@ -662,11 +662,11 @@ def _add_nexthop_route(ns: str, version: int) -> None:
     floor add theirs (not timed), so that every tool adds to and deletes from the same
     table.  It matters: with this one route the kernel's trie is shaped differently,
     and the raw floor deletes 100,000 routes ~17 % slower (docs/performance.md)."""
-    if version == 4:
-        _ip(ns, "route", "replace", f"{GATEWAY4}/32", "dev", DEVICE, "scope", "link",
-            "table", str(TABLE))  # fmt: skip
-    else:
-        _ip(ns, "-6", "route", "replace", f"{GATEWAY6}/128", "dev", DEVICE, "table", str(TABLE))
+    from .route import Route
+
+    prefix, gateway = (_prefix4(0), GATEWAY4) if version == 4 else (_prefix6(0), GATEWAY6)
+    route = Route(prefix, nexthop=gateway, device=DEVICE, table=TABLE)
+    _ip(ns, *route.nexthop_route().to_ip_command()[1:])
 
 
 def _ip_pair(ctx: Context, r: int, version: int) -> None:

@@ -218,23 +218,29 @@ async def _stream(
             # One at a time into the batch's open group, which the connection sends at
             # the next turn of the event loop: a feed that trickles in is not held back.
             async for route in routes:
-                position = batch.size
-                item = context.body(route, position)
-                if item is None:
-                    await context.resolve(route)
-                    item = context.body(route, position)
+                item = await _prepared(context, route, batch.size)
                 if batch.full:
                     await batch.pause()
                 if isinstance(item, bytes):
                     batch.add_request(msg_type, flags, item)
                 else:
-                    assert item is not None
                     batch.add(item)
         else:
             await _feed(batch, routes, context, msg_type, flags)
         return await batch.finish()
     finally:
         batch.abandon()
+
+
+async def _prepared(context: _BulkContext, route: Route, position: int) -> bytes | KernelError:
+    """The body of the route at ``position`` (or the error that stops it), resolving its
+    kind first if this is the first route of it."""
+    item = context.body(route, position)
+    if item is None:
+        await context.resolve(route)
+        item = context.body(route, position)
+    assert item is not None
+    return item
 
 
 async def _feed(
@@ -279,11 +285,7 @@ async def _feed(
                 if len(bodies) >= room:
                     await hand_over()
                 continue
-        position = batch.size + len(bodies)
-        item = context.body(route, position)
-        if item is None:
-            await context.resolve(route)
-            item = context.body(route, position)
+        item = await _prepared(context, route, batch.size + len(bodies))
         if isinstance(item, bytes):
             current = context.last
             assert current is not None
@@ -293,7 +295,6 @@ async def _feed(
             if len(bodies) >= room:
                 await hand_over()
         else:
-            assert item is not None
             current = None
             if bodies:
                 await hand_over()
