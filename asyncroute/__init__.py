@@ -77,13 +77,15 @@ from .messages import (
 )
 from .multipath import Nexthop
 from .nexthop import MAX_GROUP_WEIGHT, NexthopGroup, NexthopObject
-from .route import MAIN_TABLE, RTN_LOCAL, Route
+from .route import ENCRYPT_ROUTE_PROTOCOL, IP6_DEFAULT_METRIC, MAIN_TABLE, RTN_LOCAL, Route, by_mask
 from .rule import Rule
 
 __all__ = [
     "AF_INET",
     "AF_INET6",
+    "ENCRYPT_ROUTE_PROTOCOL",
     "FR_ACT",
+    "IP6_DEFAULT_METRIC",
     "MAIN_TABLE",
     "MAX_GROUP_WEIGHT",
     "NLMSG",
@@ -138,6 +140,7 @@ __all__ = [
     "RuleAdded",
     "RuleMessage",
     "RuleRemoved",
+    "by_mask",
     "connect",
     "default_connection",
     "delete",

@@ -23,8 +23,7 @@ from .route import (
     _REPLACE,
     MAIN_TABLE,
     Route,
-    _install_nexthop,
-    _remove_nexthop,
+    _NexthopRoutes,
     _route_mtu,
 )
 
@@ -96,6 +95,7 @@ class _BulkContext:
         "devices",
         "last",
         "mtu_config",
+        "nexthop_bodies",
         "nexthops",
         "owners",
         "runs",
@@ -112,6 +112,8 @@ class _BulkContext:
         # nexthop route → True if this call created it, False if it existed, or the error
         self.nexthops: dict[NexthopKey, bool | KernelError] = {}
         self.owners: dict[NexthopKey, Route] = {}
+        #: the body of each nexthop route this call has acquired (see _NexthopRoutes)
+        self.nexthop_bodies: dict[NexthopKey, bytes] = {}
         self.templates: dict[tuple[object, ...], _Template] = {}
         #: (first position, template) each time the template changes: which nexthop
         #: route each position uses, for rollback
@@ -181,8 +183,12 @@ class _BulkContext:
         if route.nexthop is not None:
             nexthop = (route.nexthop, oif, route.table or MAIN_TABLE)
             if nexthop not in self.nexthops:
+                registry = _NexthopRoutes.of(self.conn)
+                body = registry.body(route, oif)
+                registry.acquire(body)
+                self.nexthop_bodies[nexthop] = body
                 try:
-                    self.nexthops[nexthop] = await _install_nexthop(self.conn, route, oif)
+                    self.nexthops[nexthop] = await registry.install(route, oif, body)
                 except KernelError as exc:
                     self.nexthops[nexthop] = exc
                 self.owners[nexthop] = route
@@ -316,6 +322,22 @@ async def upsert_many(
 ) -> list[Outcome]:
     """Upsert many routes; see :meth:`asyncroute.Connection.upsert_many`."""
     context = _BulkContext(conn, mtu_config, delete=False)
+    try:
+        errors = await _upsert_stream(conn, routes, context, retry, progress)
+    finally:
+        registry = _NexthopRoutes.of(conn)
+        for body in context.nexthop_bodies.values():
+            registry.release(body)
+    return _outcomes(errors, return_exceptions)
+
+
+async def _upsert_stream(
+    conn: NetlinkConnection,
+    routes: Iterable[Route] | AsyncIterable[Route],
+    context: _BulkContext,
+    retry: RetryPolicy,
+    progress: Callable[[int], object] | None,
+) -> list[AsyncrouteError | None]:
     batch = conn.batch(progress=progress, retain=retry.retryable)
     errors = await _stream(batch, routes, context, RTM.NEWROUTE, _REPLACE)
     retained = batch.retained
@@ -338,12 +360,14 @@ async def upsert_many(
         for position, error in zip(positions, second, strict=True):
             errors[position] = error
         retained = {positions[i]: message for i, message in again.retained.items()}
-    # Roll back the nexthop routes this call created and no successful route uses.
+    # Roll back the nexthop routes this call created and no successful route uses
+    # (nor another call, nor another route in the kernel).
     used = context.used_nexthops(errors)
+    registry = _NexthopRoutes.of(conn)
     for key, state in context.nexthops.items():
         if state is True and key not in used:
-            await _remove_nexthop(conn, context.owners[key], key[1])
-    return _outcomes(errors, return_exceptions)
+            await registry.remove_unused(context.owners[key], key[1], context.nexthop_bodies[key])
+    return errors
 
 
 async def delete_many(

@@ -119,7 +119,7 @@ def describe_error(error: BaseException) -> str:
         if message:
             # asyncroute's own NotFoundError texts ("no such device: 'x'", "no route …")
             # say it all; the kernel's extended ACK follows its errno text.
-            if error.seq == 0 or message.lower().startswith(text.lower()):
+            if error.seq is None or message.lower().startswith(text.lower()):
                 return message
             text += f": {message}"
         return text

@@ -140,7 +140,14 @@ class Connection(NetlinkConnection):
         )
 
     async def delete(self, route: Route) -> None:
-        """Delete ``route``, matched by prefix, device, table (and scope for IPv4).
+        """Delete ``route``, matched by table, prefix, metric and device (and scope for
+        IPv4).
+
+        The metric is part of the kernel's key: ``priority=20`` deletes the metric-20
+        route and no other.  IPv6 ``priority=0`` means 1024, the metric the kernel gave
+        a route upserted without one.  IPv4 ``priority=0`` cannot be sent as such: the
+        kernel removes the lowest metric of the prefix on the device (the metric-0
+        route when there is one).
 
         Raises NotFoundError if there is no such route (or device).
 
@@ -151,13 +158,16 @@ class Connection(NetlinkConnection):
         await _route.delete(self, route)
 
     async def lookup(self, route: Route) -> Route:
-        """The installed route matching ``route``'s prefix, device, table, gateway (and
-        scope for IPv4), with every field filled in (proto, table, type, priority too).
+        """The installed route matching ``route``'s table, prefix, metric, device and
+        gateway (and scope for IPv4), with every field filled in (proto, table, type,
+        priority too).
+
+        The metric is matched exactly (IPv6 ``priority=0``: 1024, the kernel's default).
 
         In the main table one RTM_GETROUTE with RTM_F_FIB_MATCH usually answers; else a
         dump that the kernel filters by table and device.
 
-        Raises NotFoundError if there is none.
+        Raises NotFoundError (errno ESRCH, ``seq`` None) if there is none.
 
         Example::
 

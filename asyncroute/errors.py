@@ -50,8 +50,9 @@ class KernelError(AsyncrouteError, OSError):
     Attributes:
         errno: the positive errno value.
         strerror: ``os.strerror(errno)``.
-        seq: sequence number of the failed request.
-        msg_type: message type of the failed request (e.g. ``RTM.NEWROUTE``).
+        seq: sequence number of the failed request; None when no request failed (a
+            lookup that found nothing raises NotFoundError without a kernel error).
+        msg_type: message type of the failed request (e.g. ``RTM.NEWROUTE``), or None.
         message: the kernel's extended-ACK text (``NLMSGERR_ATTR_MSG``), or ``None``.
         offset: byte offset of the offending attribute in the request
             (``NLMSGERR_ATTR_OFFS``), or ``None``.
@@ -61,8 +62,8 @@ class KernelError(AsyncrouteError, OSError):
         self,
         errno: int,
         *,
-        seq: int = 0,
-        msg_type: int = 0,
+        seq: int | None = None,
+        msg_type: int | None = None,
         message: str | None = None,
         offset: int | None = None,
     ) -> None:
@@ -78,6 +79,8 @@ class KernelError(AsyncrouteError, OSError):
             text += f": {self.message}"
         if self.offset is not None:
             text += f" (at byte {self.offset})"
+        if self.seq is None:
+            return text
         return f"{text} (seq {self.seq}, message type {self.msg_type})"
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -91,8 +94,8 @@ class KernelError(AsyncrouteError, OSError):
 def _rebuild_kernel_error(
     cls: type[KernelError],
     errno: int,
-    seq: int,
-    msg_type: int,
+    seq: int | None,
+    msg_type: int | None,
     message: str | None,
     offset: int | None,
 ) -> KernelError:
@@ -130,8 +133,8 @@ ERRNO_CLASSES: dict[int, type[KernelError]] = {
 def kernel_error(
     errno: int,
     *,
-    seq: int = 0,
-    msg_type: int = 0,
+    seq: int | None = None,
+    msg_type: int | None = None,
     message: str | None = None,
     offset: int | None = None,
 ) -> KernelError:

@@ -63,10 +63,19 @@ class Configuration:
 
     @classmethod
     def new(
-        cls, auth_key_size: int = 0, encrypt: bool = False, encap: bool = False, mtu: int = 0
+        cls,
+        auth_key_size: int = ENCRYPTION_DEFAULT_AUTH_KEY_LENGTH,
+        encrypt: bool = False,
+        encap: bool = False,
+        mtu: int = 0,
     ) -> Configuration:
         """Compute the configuration for a known ``mtu`` (Cilium's ``NewConfiguration``
-        without detection)."""
+        without detection).
+
+        ``auth_key_size`` is the IPsec authentication key length in bytes; Cilium's
+        callers always pass it, and its default here is the length Cilium's overhead
+        assumes (16 bytes: 77 bytes of IPsec overhead).
+        """
         if not 0 <= mtu <= MAX_MTU:
             raise ValueError(f"mtu must be in 0..{MAX_MTU}, got {mtu}")
         if auth_key_size < 0:
@@ -89,7 +98,7 @@ class Configuration:
     @classmethod
     async def create(
         cls,
-        auth_key_size: int = 0,
+        auth_key_size: int = ENCRYPTION_DEFAULT_AUTH_KEY_LENGTH,
         encrypt: bool = False,
         encap: bool = False,
         mtu: int = 0,

@@ -33,19 +33,34 @@ from ._values import (
 )
 from .connection import DUMP_RETRIES, NetlinkConnection
 from .constants import AF_INET, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
-from .errors import ExistsError, KernelError, NotFoundError
+from .errors import ExistsError, KernelError, NotFoundError, kernel_error
 from .messages import Message, RouteMessage
 from .multipath import Nexthop, nexthop_from_wire
 
 if TYPE_CHECKING:
     from .mtu import Configuration
 
-__all__ = ["MAIN_TABLE", "RTN_LOCAL", "Route", "delete", "lookup", "upsert"]
+__all__ = [
+    "ENCRYPT_ROUTE_PROTOCOL",
+    "IP6_DEFAULT_METRIC",
+    "MAIN_TABLE",
+    "RTN_LOCAL",
+    "Route",
+    "by_mask",
+    "delete",
+    "lookup",
+    "upsert",
+]
 
 #: Route type "local" (Cilium's ``RTN_LOCAL``).
 RTN_LOCAL = int(RTN.LOCAL)
 #: The main routing table (Cilium's ``MainTable``).
 MAIN_TABLE = int(RT_TABLE.MAIN)
+#: rtm_protocol of the routes Cilium installs for IPsec (Cilium's
+#: ``EncryptRouteProtocol``; numerically ``RTPROT_EIGRP``, which ``ip`` prints "eigrp").
+ENCRYPT_ROUTE_PROTOCOL = 192
+#: The metric the kernel gives an IPv6 route added without one (``IP6_RT_PRIO_USER``).
+IP6_DEFAULT_METRIC = 1024
 
 _typeof = builtins.type  # `type` is a field, and so a parameter, of Route
 _ZERO = 0
@@ -366,13 +381,16 @@ class Route:
         table local), ``src LOCAL``, ``scope S`` (when it differs from what
         ``ip`` would choose) and ``proto P``.  ``dev`` defaults to :attr:`device`.
         """
+        return self._ip_argv(dev, "add")
+
+    def _ip_argv(self, dev: str | None, verb: str) -> list[str]:
         device = self.device if dev is None else check_device(dev, "dev")
         if not device and not self._hops and not self._nh_id:
             raise ValueError(f"dev: route {self.prefix} has no device; pass dev")
         argv = ["ip"]
         if self.prefix.version == 6:
             argv.append("-6")
-        argv += ["route", "add"]
+        argv += ["route", verb]
         if self.type not in (0, RTN.UNICAST):
             argv.append(_TYPE_NAMES.get(self.type, str(self.type)))
         argv.append(str(self.prefix))
@@ -399,11 +417,14 @@ class Route:
         return argv
 
     def to_ip_commands(self, dev: str | None = None) -> list[list[str]]:
-        """argv lists that recreate everything upsert installs: nexthop route first."""
+        """argv lists that do what upsert does: the nexthop route first, then the route,
+        each with ``ip route replace`` as upsert replaces them, so that the commands
+        succeed from any starting state (a nexthop route shared with another route, the
+        route itself already there) and can be run again."""
         commands = []
         if self.nexthop is not None:
-            commands.append(self.nexthop_route().to_ip_command(dev))
-        commands.append(self.to_ip_command(dev))
+            commands.append(self.nexthop_route()._ip_argv(dev, "replace"))
+        commands.append(self._ip_argv(dev, "replace"))
         return commands
 
     def _ip_default_scope(self) -> int:
@@ -488,8 +509,23 @@ class Route:
             0,
             self._dst,
             oif,
+            priority=self._key_metric(),
             table_id=table if table >= 256 else None,
         )
+
+    def _key_metric(self) -> int | None:
+        """The metric that identifies the route to the kernel, as delete sends it.
+
+        IPv6 (``ip6_route_del``): 0 would match any metric, so 0 is sent as the
+        kernel's default, 1024 (``IP6_RT_PRIO_USER``), the metric upsert gave it.
+        IPv4 (``fib_table_delete``): the kernel takes the first route whose metric is
+        at least the one sent, so metric 0 cannot be named apart: nothing is sent, and
+        the lowest metric of the prefix that matches the rest goes (the metric-0 route
+        when there is one).
+        """
+        if self._family == AF_INET:
+            return self._priority or None
+        return self._priority or IP6_DEFAULT_METRIC
 
     def _matches(self, found: RouteMessage, oif: int, hop_oifs: Iterable[int] = ()) -> bool:
         """Lookup's match: prefix, table, scope for IPv4, and the nexthop: device and
@@ -502,6 +538,8 @@ class Route:
         if dst != self.prefix.network_address or found.table_number != self.table_id:
             return False
         if self._family == AF_INET and found.scope != self.effective_scope:
+            return False
+        if (found.priority or 0) != (self._key_metric() or 0):
             return False
         if self._nh_id:
             return found.nexthop_id == self._nh_id
@@ -531,6 +569,16 @@ class Route:
         if self._hops or self._nh_id:
             return self._hops_body(hop_oifs, mtu)
         return self._body(oif, mtu)
+
+
+def by_mask(routes: Iterable[Route]) -> list[Route]:
+    """The routes narrowest prefix first (Cilium's ``ByMask`` sort), e.g. to install
+    specific routes before the broader ones that would otherwise carry their traffic.
+
+    Unlike Go's ``sort.Sort``, the sort is stable: routes with equal prefix lengths keep
+    their order.
+    """
+    return sorted(routes, key=lambda route: -route._plen)
 
 
 def _from_message(
@@ -575,8 +623,12 @@ def _route_mtu(route: Route, mtu_config: Configuration | None) -> int:
     # Cilium: routes to local endpoints (the prefix holds our own address) get the
     # device MTU; routes leaving the node the route MTU (tunnel/IPsec overhead off).
     if route.local is not None and route.local in route.prefix:
-        return mtu_config.get_device_mtu()
-    return mtu_config.get_route_mtu()
+        mtu = mtu_config.get_device_mtu()
+    else:
+        mtu = mtu_config.get_route_mtu()
+    # Cilium sets RTAX_MTU only when the MTU is positive; a configuration whose
+    # overhead exceeds a tiny device MTU gives a route without one, not an error.
+    return max(mtu, 0)
 
 
 _REPLACE = int(NLM_F.CREATE | NLM_F.REPLACE)
@@ -593,63 +645,148 @@ async def upsert(
 ) -> bool:
     """Install or replace ``route``; see :meth:`asyncroute.Connection.upsert`."""
     oif, hop_oifs = await route._resolve(conn)
-    created_nexthop = route.nexthop is not None and await _install_nexthop(conn, route, oif)
-    body = route._request_body(oif, hop_oifs, _route_mtu(route, mtu_config))
-    request = Message(RTM.NEWROUTE, _REPLACE, body)
-    try:
+    # Built before anything is installed: bad input fails with nothing to undo.
+    request = Message(
+        RTM.NEWROUTE, _REPLACE, route._request_body(oif, hop_oifs, _route_mtu(route, mtu_config))
+    )
+    if route.nexthop is None:
         await retry.run(lambda: conn.request(request))
-    except KernelError:
-        if created_nexthop:
-            await _remove_nexthop(conn, route, oif)
-        raise
+        return True
+    nexthops = _NexthopRoutes.of(conn)
+    nexthop = nexthops.body(route, oif)
+    nexthops.acquire(nexthop)
+    try:
+        created = await nexthops.install(route, oif, nexthop)
+        try:
+            await retry.run(lambda: conn.request(request))
+        except Exception:
+            # Not on cancellation: a cancelled request may still have been applied.
+            if created:
+                await nexthops.remove_unused(route, oif, nexthop)
+            raise
+    finally:
+        nexthops.release(nexthop)
     return True
 
 
-_nexthop_flights: weakref.WeakKeyDictionary[NetlinkConnection, SingleFlight[bytes, bool]] = (
-    weakref.WeakKeyDictionary()
-)
+class _NexthopRoutes:
+    """One connection's nexthop routes in use: installs shared by concurrent calls,
+    and how many calls (upserts, bulk calls) are relying on each right now.
 
-
-async def _install_nexthop(conn: NetlinkConnection, route: Route, oif: int) -> bool:
-    """Replace ``route``'s nexthop route; True if this call created it.
-
-    Concurrent calls for the same nexthop route share one installation (the kernel ends
-    in the same state as if each had replaced it); only the one that ran it can have
-    created it.
+    Rollback removes a nexthop route only if this call created it, no other call of
+    this process is using it, and the kernel holds no other route through its gateway
+    in its table (another program's upsert may have succeeded through it meanwhile).
+    Another program adding a route through it between that check and the delete is not
+    seen: nothing over netlink can make the check and the delete one step.
     """
-    flights = _nexthop_flights.get(conn)
-    if flights is None:
-        flights = _nexthop_flights[conn] = SingleFlight()
-    key = (route._gw, route._device, oif, route._table)
-    nexthop = _nexthop_bodies.get(key)
-    if nexthop is None:
-        if len(_nexthop_bodies) >= 1024:
-            _nexthop_bodies.clear()
-        nexthop = _nexthop_bodies[key] = route.nexthop_route()._body(oif, 0)
-    created, led = await flights.run(nexthop, lambda: _add_nexthop(conn, nexthop))
-    return created and led
 
+    __slots__ = ("__weakref__", "conn", "flights", "users")
 
-# The nexthop route's body by (gateway, device, ifindex, table): concurrent upserts
-# through one gateway would otherwise each build it (~4 µs).
-_nexthop_bodies: dict[tuple[bytes | None, str, int, int], bytes] = {}
+    def __init__(self, conn: NetlinkConnection) -> None:
+        self.conn = conn
+        self.flights: SingleFlight[bytes, bool] = SingleFlight()
+        self.users: dict[bytes, int] = {}
 
+    @classmethod
+    def of(cls, conn: NetlinkConnection) -> _NexthopRoutes:
+        """The connection's registry."""
+        registry = _registries.get(conn)
+        if registry is None:
+            registry = _registries[conn] = cls(conn)
+        return registry
 
-async def _add_nexthop(conn: NetlinkConnection, nexthop: bytes) -> bool:
-    try:
-        await conn.request(Message(RTM.NEWROUTE, _CREATE_EXCL, nexthop))
-        return True
-    except ExistsError:
-        # Shared with other routes (or left from before): make it ours as Cilium does,
-        # but remember we did not create it, so that rollback leaves it alone.
-        await conn.request(Message(RTM.NEWROUTE, _REPLACE, nexthop))
+    @staticmethod
+    def body(route: Route, oif: int) -> bytes:
+        """The RTM_NEWROUTE body of ``route``'s nexthop route."""
+        key = (route._gw, route._device, oif, route._table)
+        body = _nexthop_bodies.get(key)
+        if body is None:
+            if len(_nexthop_bodies) >= 1024:
+                _nexthop_bodies.clear()
+            body = _nexthop_bodies[key] = route.nexthop_route()._body(oif, 0)
+        return body
+
+    def acquire(self, nexthop: bytes) -> None:
+        """Count the caller as a user of the nexthop route (until :meth:`release`)."""
+        self.users[nexthop] = self.users.get(nexthop, 0) + 1
+
+    def release(self, nexthop: bytes) -> None:
+        """The caller no longer relies on the nexthop route."""
+        left = self.users[nexthop] - 1
+        if left:
+            self.users[nexthop] = left
+        else:
+            del self.users[nexthop]
+
+    async def install(self, route: Route, oif: int, nexthop: bytes) -> bool:
+        """Replace ``route``'s nexthop route; True if this call created it.
+
+        Concurrent calls for the same nexthop route share one installation (the kernel
+        ends in the same state as if each had replaced it); only the one that ran it can
+        have created it.  A kernel error is raised naming the nexthop route, as Cilium's
+        "unable to add nexthop route" does.
+        """
+        try:
+            created, led = await self.flights.run(nexthop, lambda: self._add(nexthop))
+        except KernelError as exc:
+            what = f"unable to add nexthop route {route.nexthop_route().prefix} dev {route.device}"
+            raise kernel_error(
+                exc.errno or errno.EINVAL,  # a KernelError always carries one
+                seq=exc.seq,
+                msg_type=exc.msg_type,
+                message=f"{what}: {exc.message}" if exc.message else what,
+                offset=exc.offset,
+            ) from exc
+        return created and led
+
+    async def _add(self, nexthop: bytes) -> bool:
+        try:
+            await self.conn.request(Message(RTM.NEWROUTE, _CREATE_EXCL, nexthop))
+            return True
+        except ExistsError:
+            # Shared with other routes (or left from before): make it ours as Cilium
+            # does, but remember we did not create it, so that rollback leaves it alone.
+            await self.conn.request(Message(RTM.NEWROUTE, _REPLACE, nexthop))
+            return False
+
+    async def remove_unused(self, route: Route, oif: int, nexthop: bytes) -> None:
+        """Delete ``route``'s nexthop route unless something else uses it; the caller
+        has acquired it once."""
+        if self.users.get(nexthop, 0) > 1 or await self._in_use(route, oif):
+            return
+        with contextlib.suppress(KernelError):
+            message = route.nexthop_route()._delete_body(oif)
+            await self.conn.request(Message(RTM.DELROUTE, 0, message))
+
+    async def _in_use(self, route: Route, oif: int) -> bool:
+        """A route in the nexthop route's table goes through its gateway (a dump the
+        kernel filters by table and device)."""
+        table = route.table_id
+        query = RouteMessage(
+            family=route.family,
+            table=table if table < 256 else RT_TABLE.UNSPEC,
+            oif=oif,
+            table_id=table if table >= 256 else None,
+        )
+        gateway = route.nexthop
+        dump = self.conn.dump(Message(RTM.GETROUTE, 0, query), retry_interrupted=DUMP_RETRIES)
+        async with contextlib.aclosing(dump) as replies:
+            async for reply in replies:
+                body = reply.body
+                if isinstance(body, RouteMessage) and (
+                    body.gateway == gateway
+                    or any(hop.gateway == gateway for hop in body.multipath or ())
+                ):
+                    return True  # the rest is drained
         return False
 
 
-async def _remove_nexthop(conn: NetlinkConnection, route: Route, oif: int) -> None:
-    with contextlib.suppress(KernelError):
-        message = route.nexthop_route()._delete_body(oif)
-        await conn.request(Message(RTM.DELROUTE, 0, message))
+_registries: weakref.WeakKeyDictionary[NetlinkConnection, _NexthopRoutes] = (
+    weakref.WeakKeyDictionary()
+)
+# The nexthop route's body by (gateway, device, ifindex, table): concurrent upserts
+# through one gateway would otherwise each build it (~4 µs).
+_nexthop_bodies: dict[tuple[bytes | None, str, int, int], bytes] = {}
 
 
 async def delete(conn: NetlinkConnection, route: Route) -> None:
@@ -705,6 +842,10 @@ async def lookup(conn: NetlinkConnection, route: Route) -> Route:
         if route.nexthop_id
         else "multipath"
     )
+    # ESRCH, as the kernel answers a delete of a route it does not hold; no request
+    # failed, so the error carries no sequence number or message type.
     raise NotFoundError(
-        errno.ENOENT, message=f"no route {route.prefix} {via} in table {route.table_id}"
+        errno.ESRCH,
+        message=f"no route {route.prefix} {via} metric {route._key_metric() or 0} "
+        f"in table {route.table_id}",
     )

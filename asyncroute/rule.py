@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from ipaddress import ip_network
 
 from ._values import U32_MAX, IPNetwork, check_uint, parse_network
 from .connection import DUMP_RETRIES, NetlinkConnection
@@ -112,9 +113,11 @@ class Rule:
 
 
 def _prefix(address: object, length: int) -> IPNetwork | None:
+    # Lenient: ``ip rule add from 198.51.100.1/24`` is accepted and the kernel keeps the
+    # host bits; such a foreign rule must not stop a listing.  It matches as its network.
     if address is None:
         return None
-    return parse_network(f"{address}/{length}", "rule selector")
+    return ip_network(f"{address}/{length}", strict=False)
 
 
 _CREATE_EXCL = int(NLM_F.CREATE | NLM_F.EXCL)

@@ -40,7 +40,7 @@ from asyncroute import (
     PermissionDeniedError,
     Route,
 )
-from asyncroute._fake_kernel import FakeKernel, ack, error_reply
+from asyncroute._fake_kernel import FakeKernel, ack, dump_replies, error_reply
 from asyncroute.connection import group_size
 from asyncroute.constants import AF_INET, NLM_F, RTM
 from asyncroute.errors import AsyncrouteError
@@ -72,8 +72,10 @@ KINDS: tuple[Kind, ...] = ("list", "generator", "async generator")
 class BulkKernel:
     """A FakeKernel handler for bulk tests: links by name, programmable answers, holding.
 
-    ``answer`` maps a NEWROUTE/DELROUTE request to an errno (0: ack).  ``hold`` picks the
-    route requests to keep unanswered in ``held`` until :meth:`release`.  ``answered``
+    ``answer`` maps a NEWROUTE/DELROUTE request to an errno (0: ack); ``table`` is what a
+    route dump returns (rollback asks whether a route still uses a nexthop route).
+    ``hold`` picks the route requests to keep unanswered in ``held`` until
+    :meth:`release`.  ``answered``
     counts every reply sent; ``max_unanswered`` is the most route requests received and
     not yet answered at any moment.
     """
@@ -82,6 +84,7 @@ class BulkKernel:
         self.requests: list[Message] = []
         self.links: dict[str, int] = {"v0": V0, "v1": V1}
         self.answer: Callable[[Message], int] = lambda request: 0
+        self.table: list[RouteMessage] = []
         self.hold: Callable[[Message], bool] = lambda request: False
         self.held: list[Message] = []
         self.answered = 0
@@ -93,6 +96,8 @@ class BulkKernel:
         self.requests.append(request)
         if request.type == RTM.GETLINK:
             return self._getlink(request)
+        if request.type == RTM.GETROUTE:
+            return dump_replies(request, RTM.NEWROUTE, self.table)
         if self.hold(request):
             self.held.append(request)
             self.max_unanswered = max(self.max_unanswered, len(self.held))
@@ -816,6 +821,28 @@ async def test_upsert_many_rolls_back_a_created_nexthop_route_nobody_uses(code: 
     [delete] = kernel.of_type(RTM.DELROUTE)
     assert route_body(delete) == nexthop_delete(NH_A, 100)
     assert kernel.requests[-1] is delete  # after every route has settled
+
+
+async def test_upsert_many_keeps_a_created_nexthop_route_the_kernel_shows_in_use() -> None:
+    """Every route of the call fails, but the kernel's table (a dump filtered by table
+    and device) holds a route through the gateway that another caller added: the
+    nexthop route stays."""
+    kernel = BulkKernel()
+    kernel.answer = lambda request: (
+        errno.EPERM if request.type == RTM.NEWROUTE and route_body(request).dst_len == 32
+        and str(route_body(request).dst) != NH_A else 0
+    )  # fmt: skip
+    kernel.table = [
+        RouteMessage(family=AF_INET, dst_len=24, table=100, dst=IPv4Address("198.18.9.0"),
+                     oif=V0, gateway=IPv4Address(NH_A))
+    ]  # fmt: skip
+    async with connected(kernel) as conn:
+        results = await conn.upsert_many([route(i, nexthop=NH_A, table=100) for i in range(5)])
+        assert [errno_of(r) for r in results] == [errno.EPERM] * 5
+        assert_clean(conn)
+    assert kernel.of_type(RTM.DELROUTE) == []
+    [dump] = kernel.of_type(RTM.GETROUTE)
+    assert route_body(dump).table == 100 and route_body(dump).oif == V0
 
 
 async def test_upsert_many_keeps_a_created_nexthop_route_one_route_uses() -> None:

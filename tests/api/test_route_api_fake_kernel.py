@@ -310,7 +310,14 @@ async def test_retry_ipv6_rollback_deletes_128_with_scope_0() -> None:
     assert sleep.calls == [0.1, 0.1]
     [delete] = kernel.of_type(RTM.DELROUTE)
     assert body(delete) == RouteMessage(
-        family=AF_INET6, dst_len=128, table=0, scope=0, dst=IPv6Address(NH6), oif=V0, table_id=1000
+        family=AF_INET6,
+        dst_len=128,
+        table=0,
+        scope=0,
+        dst=IPv6Address(NH6),
+        oif=V0,
+        table_id=1000,
+        priority=1024,
     )
 
 
@@ -550,7 +557,7 @@ DELETE_WIRE: list[tuple[str, Route, RouteMessage]] = [
         ),
         RouteMessage(
             family=AF_INET, dst_len=24, table=100, scope=0, dst=ip_address("198.51.100.0"),
-            oif=V0,
+            oif=V0, priority=7,
         ),
     ),
     (
@@ -583,7 +590,15 @@ DELETE_WIRE: list[tuple[str, Route, RouteMessage]] = [
               mtu=1280, proto=4, type=2, priority=5),
         RouteMessage(
             family=AF_INET6, dst_len=64, table=254, scope=0, dst=ip_address("2001:db8:1::"),
-            oif=V0,
+            oif=V0, priority=5,
+        ),
+    ),
+    (
+        "v6-metric-0-is-1024",
+        Route(PREFIX6, nexthop=NH6, device="v0"),
+        RouteMessage(
+            family=AF_INET6, dst_len=64, table=254, scope=0, dst=ip_address("2001:db8:1::"),
+            oif=V0, priority=1024,
         ),
     ),
 ]  # fmt: skip
@@ -601,7 +616,7 @@ async def test_delete_sends_identifying_fields_only(route: Route, expected: Rout
     found = body(delete)
     assert found == expected
     assert found.gateway is None and found.prefsrc is None and found.metrics == ()
-    assert found.protocol == 0 and found.type == 0 and found.priority is None
+    assert found.protocol == 0 and found.type == 0  # the metric is part of the key
     assert not delete.flags & (NLM_F.CREATE | NLM_F.REPLACE | NLM_F.EXCL)
 
 
@@ -660,7 +675,7 @@ async def test_lookup_fib_match_answers_in_one_round_trip() -> None:
     kernel = MiniKernel()
     kernel.getroute = lambda request: [FULL]
     async with connected(kernel) as conn:
-        found = await conn.lookup(Route(PREFIX4, nexthop=NH4, device="v0"))
+        found = await conn.lookup(Route(PREFIX4, nexthop=NH4, device="v0", priority=7))
     assert found == FULL_ROUTE
     assert kernel.types() == [RTM.GETLINK, RTM.GETROUTE]
     probe = kernel.requests[1]
@@ -687,7 +702,7 @@ async def test_lookup_more_specific_answer_falls_back_to_filtered_dump() -> None
         kernel_route(gateway=IPv4Address(NH4), priority=99),  # after the match
     ]
     async with connected(kernel) as conn:
-        found = await conn.lookup(Route(PREFIX4, nexthop=NH4, device="v0"))
+        found = await conn.lookup(Route(PREFIX4, nexthop=NH4, device="v0", priority=7))
     assert found == FULL_ROUTE
     assert kernel.types() == [RTM.GETLINK, RTM.GETROUTE, RTM.GETROUTE]
     assert body(kernel.requests[1]).flags & RTM_F.FIB_MATCH
@@ -704,7 +719,7 @@ async def test_lookup_probe_error_falls_back_to_dump() -> None:
     kernel.getroute = lambda request: errno.ENETUNREACH
     kernel.route_dump = [FULL]
     async with connected(kernel) as conn:
-        assert await conn.lookup(Route(PREFIX4, nexthop=NH4, device="v0")) == FULL_ROUTE
+        assert await conn.lookup(Route(PREFIX4, nexthop=NH4, device="v0", priority=7)) == FULL_ROUTE
     assert kernel.types() == [RTM.GETLINK, RTM.GETROUTE, RTM.GETROUTE]
 
 

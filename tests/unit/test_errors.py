@@ -85,7 +85,9 @@ def test_os_error_does_not_remap_the_class() -> None:
 
 def test_fields_and_defaults() -> None:
     error = kernel_error(errno.EINVAL)
-    assert (error.seq, error.msg_type, error.message, error.offset) == (0, 0, None, None)
+    # Raised by asyncroute itself (no request failed): no sequence number, no type.
+    assert (error.seq, error.msg_type, error.message, error.offset) == (None, None, None, None)
+    assert str(error) == "[Errno 22] Invalid argument"
     error = kernel_error(
         errno.EINVAL, seq=7, msg_type=RTM.NEWRULE, message="Invalid table", offset=44
     )

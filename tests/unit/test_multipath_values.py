@@ -79,7 +79,8 @@ def test_to_ip_command() -> None:
         "nexthop", "via", "192.0.2.5", "dev", "v1", "weight", "1",
         "nexthop", "via", "192.0.2.9", "weight", "1", "onlink",
     ]  # fmt: skip
-    assert r.to_ip_commands() == [r.to_ip_command()]  # no nexthop route for multipath
+    # no nexthop route for multipath; replace, as upsert does
+    assert r.to_ip_commands() == [["ip", "route", "replace", *r.to_ip_command()[3:]]]
     assert Route("2001:db8:1::/64", nexthop_id=12).to_ip_command() == [
         "ip", "-6", "route", "add", "2001:db8:1::/64", "nhid", "12",
     ]  # fmt: skip

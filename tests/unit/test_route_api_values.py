@@ -188,23 +188,23 @@ def test_to_ip_command(route: Route, dev: str | None, expected: list[str]) -> No
 
 def test_to_ip_commands_direct_route_is_one_command() -> None:
     route = Route("10.0.0.0/24", device="eth0")
-    assert route.to_ip_commands() == [route.to_ip_command()]
+    assert route.to_ip_commands() == [["ip", "route", "replace", *route.to_ip_command()[3:]]]
 
 
 def test_to_ip_commands_puts_nexthop_route_first() -> None:
     route = Route("10.0.0.0/8", nexthop="192.168.0.1", device="eth0")
     assert route.to_ip_commands() == [
-        ["ip", "route", "add", "192.168.0.1/32", "dev", "eth0"],
-        ["ip", "route", "add", "10.0.0.0/8", "via", "192.168.0.1", "dev", "eth0"],
+        ["ip", "route", "replace", "192.168.0.1/32", "dev", "eth0"],
+        ["ip", "route", "replace", "10.0.0.0/8", "via", "192.168.0.1", "dev", "eth0"],
     ]
 
 
 def test_to_ip_commands_nexthop_route_in_the_route_table() -> None:
     route = Route("10.0.0.0/8", nexthop="192.168.0.1", device="eth0", table=100, mtu=1400)
     assert route.to_ip_commands("eth1") == [
-        ["ip", "route", "add", "192.168.0.1/32", "dev", "eth1", "table", "100"],
+        ["ip", "route", "replace", "192.168.0.1/32", "dev", "eth1", "table", "100"],
         [
-            "ip", "route", "add", "10.0.0.0/8", "via", "192.168.0.1", "mtu", "1400",
+            "ip", "route", "replace", "10.0.0.0/8", "via", "192.168.0.1", "mtu", "1400",
             "dev", "eth1", "table", "100",
         ],
     ]  # fmt: skip
@@ -213,8 +213,8 @@ def test_to_ip_commands_nexthop_route_in_the_route_table() -> None:
 def test_to_ip_commands_ipv6_nexthop_route_is_128() -> None:
     route = Route("2001:db8::/64", nexthop="fe80::2", device="eth0")
     assert route.to_ip_commands() == [
-        ["ip", "-6", "route", "add", "fe80::2/128", "dev", "eth0"],
-        ["ip", "-6", "route", "add", "2001:db8::/64", "via", "fe80::2", "dev", "eth0"],
+        ["ip", "-6", "route", "replace", "fe80::2/128", "dev", "eth0"],
+        ["ip", "-6", "route", "replace", "2001:db8::/64", "via", "fe80::2", "dev", "eth0"],
     ]
 
 
@@ -556,3 +556,31 @@ def test_retry_policy_defaults_and_predicate() -> None:
     for code in (errno.EPERM, errno.ENODEV, errno.EEXIST, errno.ERANGE, errno.EAFNOSUPPORT):
         assert not is_transient(kernel_error(code))
     assert not is_transient(ValueError("not a kernel error"))
+
+
+def test_mtu_default_auth_key_size_is_ciliums() -> None:
+    """Cilium's callers always pass the key length; asyncroute's default is the 16 bytes
+    its IPsec overhead of 77 assumes (not 0, which would give 61)."""
+    assert mtu.Configuration.new(encrypt=True, mtu=1400).get_route_mtu() == 1323
+    assert mtu.Configuration.new(encrypt=True, mtu=1400, auth_key_size=16).get_route_mtu() == 1323
+
+
+def test_by_mask_sorts_narrow_first_and_keeps_ties_in_order() -> None:
+    routes = [
+        Route("198.51.100.0/24", device="v0"),
+        Route("198.51.100.128/25", device="v0"),
+        Route("0.0.0.0/0", device="v0"),
+        Route("203.0.113.0/24", device="v0"),
+        Route("198.51.100.7/32", device="v0"),
+    ]
+    assert [str(r.prefix) for r in asyncroute.by_mask(routes)] == [
+        "198.51.100.7/32",
+        "198.51.100.128/25",
+        "198.51.100.0/24",
+        "203.0.113.0/24",
+        "0.0.0.0/0",
+    ]
+
+
+def test_encrypt_route_protocol_is_ciliums() -> None:
+    assert asyncroute.ENCRYPT_ROUTE_PROTOCOL == 192

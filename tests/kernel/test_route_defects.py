@@ -1,0 +1,227 @@
+"""Kernel tests for routes that must never be confused, leaked or left half-done.
+
+Each test reproduces a way the kernel could be left in the wrong state without an error:
+a delete or lookup that picks another metric, a rollback that removes a nexthop route
+another route now uses, a nexthop route left behind by a failure that is not the
+kernel's, ``ip`` commands that cannot be replayed, a foreign rule that stops
+``replace_rule``.  Every test runs on asyncio and trio in a fresh namespace (veth
+``v0``/``v1`` up, ``192.0.2.2/24`` and ``2001:db8::2/64`` on ``v0``); the kernel state is
+read back with ``ip -json`` through :mod:`tests.oracle`.
+"""
+
+from __future__ import annotations
+
+import errno
+import subprocess
+from typing import Any
+
+import anyio
+import pytest
+
+from asyncroute import KernelError, NotFoundError, RetryPolicy, Route, Rule
+from asyncroute.mtu import Configuration
+from asyncroute.testing import Namespace, namespace
+from tests import oracle
+from tests.kernel.guard import connect_in
+
+pytestmark = [pytest.mark.kernel, pytest.mark.anyio]
+
+# (family flag, prefix, gateway) for each family; metrics 10 and 20 of one prefix.
+FAMILIES = [
+    pytest.param(4, "198.51.100.0/24", "192.0.2.1", id="ipv4"),
+    pytest.param(6, "2001:db8:5::/64", "2001:db8::1", id="ipv6"),
+]
+
+
+def _metrics(ns: Namespace, family: int, prefix: str) -> list[int]:
+    shown = oracle.routes(ns.name, table=100, family=family)
+    return sorted(r.get("metric", 0) for r in shown if r["dst"] == prefix)
+
+
+def _two_metrics(ns: Namespace, family: int, prefix: str, gateway: str) -> None:
+    for metric in ("10", "20"):
+        ns.ip(f"-{family}", "route", "add", prefix, "via", gateway, "dev", "v0", "table", "100",
+              "metric", metric)  # fmt: skip
+
+
+@pytest.mark.parametrize(("family", "prefix", "gateway"), FAMILIES)
+async def test_delete_removes_the_metric_asked_for(
+    netns: Namespace, family: int, prefix: str, gateway: str
+) -> None:
+    _two_metrics(netns, family, prefix, gateway)
+    async with connect_in(netns) as conn:
+        await conn.delete(Route(prefix, nexthop=gateway, device="v0", table=100, priority=20))
+        assert _metrics(netns, family, prefix) == [10]
+        route = Route(prefix, nexthop=gateway, device="v0", table=100, priority=20)
+        (outcome,) = await conn.delete_many([route])
+        assert isinstance(outcome, NotFoundError)  # metric 20 is gone; 10 stays
+        assert _metrics(netns, family, prefix) == [10]
+        assert await conn.delete_many([route.replace(priority=10)]) == [True]
+        assert _metrics(netns, family, prefix) == []
+
+
+@pytest.mark.parametrize(("family", "prefix", "gateway"), FAMILIES)
+async def test_lookup_finds_the_metric_asked_for(
+    netns: Namespace, family: int, prefix: str, gateway: str
+) -> None:
+    _two_metrics(netns, family, prefix, gateway)
+    async with connect_in(netns) as conn:
+        found = await conn.lookup(
+            Route(prefix, nexthop=gateway, device="v0", table=100, priority=20)
+        )
+        assert found.priority == 20
+        with pytest.raises(NotFoundError) as info:
+            await conn.lookup(Route(prefix, nexthop=gateway, device="v0", table=100, priority=55))
+    # The kernel sent no error: nothing made up about a request that failed.
+    assert info.value.errno == errno.ESRCH
+    assert info.value.seq is None and info.value.msg_type is None
+    assert "seq" not in str(info.value) and "metric 55" in str(info.value)
+
+
+async def test_ipv6_metric_0_means_the_kernels_1024(netns: Namespace) -> None:
+    """An IPv6 route upserted without a metric gets 1024; delete and lookup with
+    priority 0 name that route, not another metric of the prefix."""
+    prefix, gateway = "2001:db8:5::/64", "2001:db8::1"
+    _two_metrics(netns, 6, prefix, gateway)
+    route = Route(prefix, nexthop=gateway, device="v0", table=100)
+    async with connect_in(netns) as conn:
+        with pytest.raises(NotFoundError):
+            await conn.delete(route)
+        assert _metrics(netns, 6, prefix) == [10, 20]
+        await conn.upsert(route)
+        assert (await conn.lookup(route)).priority == 1024
+        await conn.delete(route)
+    assert _metrics(netns, 6, prefix) == [10, 20]
+
+
+async def test_rollback_keeps_a_nexthop_route_another_route_uses(netns: Namespace) -> None:
+    """Call A creates the nexthop route, then fails (a prefsrc no interface holds);
+    while A retries, call B succeeds through the same gateway.  A's rollback must leave
+    the nexthop route that B's route needs."""
+    retrying = anyio.Event()
+
+    async def sleep(seconds: float) -> None:
+        retrying.set()
+        await anyio.sleep(0.02)
+
+    policy = RetryPolicy(max_tries=5, sleep=sleep)
+    failing = Route("198.18.4.0/24", nexthop="203.0.113.1", local="198.51.100.77",
+                    device="v0", table=100)  # fmt: skip
+    other = Route("198.18.5.0/24", nexthop="203.0.113.1", device="v0", table=100)
+    errors: list[BaseException] = []
+    async with connect_in(netns) as conn:
+
+        async def call_a() -> None:
+            try:
+                await conn.upsert(failing, retry=policy)
+            except KernelError as exc:
+                errors.append(exc)
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(call_a)
+            await retrying.wait()
+            assert "203.0.113.1/32" in oracle.route_dsts(netns.name, table=100)
+            assert await conn.upsert(other) is True
+    assert len(errors) == 1 and errors[0].errno == errno.EINVAL
+    assert oracle.route_dsts(netns.name, table=100) == {"203.0.113.1/32", "198.18.5.0/24"}
+
+
+async def test_rollback_removes_a_nexthop_route_nobody_uses(netns: Namespace) -> None:
+    async def sleep(seconds: float) -> None:
+        await anyio.sleep(0)
+
+    failing = Route("198.18.4.0/24", nexthop="203.0.113.1", local="198.51.100.77",
+                    device="v0", table=100)  # fmt: skip
+    async with connect_in(netns) as conn:
+        with pytest.raises(KernelError):
+            await conn.upsert(failing, retry=RetryPolicy(max_tries=2, sleep=sleep))
+    assert oracle.route_dsts(netns.name, table=100) == set()
+
+
+class _BrokenConfiguration(Configuration):
+    def get_route_mtu(self) -> int:
+        raise RuntimeError("no MTU today")
+
+
+async def test_no_nexthop_route_left_by_a_failure_that_is_not_the_kernels(
+    netns: Namespace,
+) -> None:
+    route = Route("198.18.4.0/24", nexthop="203.0.113.1", device="v0", table=100)
+    async with connect_in(netns) as conn:
+        with pytest.raises(RuntimeError, match="no MTU today"):
+            await conn.upsert(route, _BrokenConfiguration())
+    assert oracle.route_dsts(netns.name, table=100) == set()
+
+
+async def test_a_route_mtu_of_zero_or_less_sends_none(netns: Namespace) -> None:
+    """Cilium sends RTAX_MTU only when the MTU is positive: an encrypted configuration
+    on a tiny MTU leaves the route without one instead of failing."""
+    config = Configuration.new(auth_key_size=16, encrypt=True, mtu=60)
+    assert config.get_route_mtu() < 0
+    route = Route("198.18.4.0/24", nexthop="203.0.113.1", device="v0", table=100)
+    async with connect_in(netns) as conn:
+        assert await conn.upsert(route, config) is True
+    (shown,) = [r for r in oracle.routes(netns.name, table=100) if r["dst"] == "198.18.4.0/24"]
+    assert "metrics" not in shown
+
+
+async def test_a_failing_nexthop_route_is_named(netns: Namespace) -> None:
+    """The kernel refuses a scope-link route on a device that is down (ENETDOWN); the
+    error says it was the nexthop route, as Cilium's does."""
+    netns.ip("link", "set", "v1", "down")
+    route = Route("198.18.4.0/24", nexthop="203.0.113.1", device="v1", table=100)
+    async with connect_in(netns) as conn:
+        with pytest.raises(
+            KernelError, match=r"unable to add nexthop route 203\.0\.113\.1/32"
+        ) as info:
+            await conn.upsert(route)
+    assert info.value.errno == errno.ENETDOWN
+
+
+def _ip(ns_name: str, argv: list[str]) -> subprocess.CompletedProcess[str]:
+    assert argv[0] == "ip"
+    return subprocess.run(
+        ["ip", "-n", ns_name, *argv[1:]], capture_output=True, text=True, check=False
+    )
+
+
+async def test_to_ip_commands_replay_from_any_state(netns: Namespace) -> None:
+    """Two routes through one gateway, each command list run twice: every command
+    succeeds, and the kernel holds what upsert leaves."""
+    routes = [
+        Route("198.18.4.0/24", nexthop="203.0.113.1", device="v0", table=100),
+        Route("198.18.5.0/24", nexthop="203.0.113.1", device="v0", table=100, mtu=1400),
+        Route("2001:db8:4::/64", nexthop="2001:db8:ffff::4", device="v0", table=100),
+    ]
+    with namespace() as by_ip:
+        failures = [
+            f"{' '.join(argv)}: {proc.stderr.strip()}"
+            for _ in range(2)
+            for route in routes
+            for argv in route.to_ip_commands()
+            if (proc := _ip(by_ip.name, argv)).returncode != 0
+        ]
+        async with connect_in(netns) as conn:
+            for route in routes:
+                await conn.upsert(route)
+        for family in (4, 6):
+            assert oracle.routes(by_ip.name, table=100, family=family) == oracle.routes(
+                netns.name, table=100, family=family
+            )
+    assert failures == []
+
+
+async def test_replace_rule_beside_a_foreign_rule_with_host_bits(netns: Namespace) -> None:
+    """``ip`` accepts a selector with host bits and the kernel keeps them; a listing
+    must not stop at it."""
+    netns.ip("rule", "add", "pref", "9", "from", "198.51.100.1/24", "lookup", "150")
+    async with connect_in(netns) as conn:
+        rule = Rule(priority=9, src="198.51.100.0/24", table=151)
+        await conn.replace_rule(rule)
+        await conn.replace_rule(rule)
+        assert await conn.replace_rules([rule]) == [True]
+    shown: list[dict[str, Any]] = oracle.rules(netns.name)
+    assert sorted((r["table"], r.get("src")) for r in shown if r["priority"] == 9) == [
+        ("150", "198.51.100.1"),
+        ("151", "198.51.100.0"),
+    ]
