@@ -29,6 +29,9 @@ Invariants:
   its NLMSG_DONE before the next one is sent.
 - Only the kernel is believed: a datagram whose sender port id is not 0, or that came to
   a multicast group, or a frame whose port id or seq is not ours, is dropped and counted.
+  One exception: the answer to a request with NLM_F_ECHO (the object a delete removed)
+  is a unicast copy of the kernel's notification and keeps its group in the sender
+  address (``nlmsg_notify``); it is accepted for a pending request that asked for it.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ _ERROR = int(NLMSG.ERROR)
 _DONE = int(NLMSG.DONE)
 _MULTI = int(NLM_F.MULTI)
 _ACK = int(NLM_F.ACK)
+_ECHO = int(NLM_F.ECHO)
 _REQUEST = int(NLM_F.REQUEST)
 _DUMP_INTR = int(NLM_F.DUMP_INTR)
 _NOOP = int(NLMSG.NOOP)
@@ -193,6 +197,8 @@ class NetlinkProtocol:
         self.stats = ProtocolStats()
         self._next_seq = 1
         self._pending: dict[int, _Entry] = {}
+        #: pending requests that asked for NLM_F_ECHO
+        self._echoes = 0
         self._queue: deque[_Entry] = deque()  # ready to send, in order
         self._dumps: deque[_Entry] = deque()  # waiting for the dump slot
         self._dump: _Entry | None = None  # owns the dump slot (queued, sent or draining)
@@ -254,6 +260,8 @@ class NetlinkProtocol:
         cost = REPLY_COST if not dump and message.type & 3 == _GET else ACK_COST
         entry = _Entry(seq, message.type, message.flags | flags, data, dump, cost)
         self._pending[seq] = entry
+        if entry.flags & _ECHO:
+            self._echoes += 1
         if not dump:
             self._queue.append(entry)
         elif self._dump is None:
@@ -418,13 +426,13 @@ class NetlinkProtocol:
         if sender_port_id != 0:
             stats.foreign += 1
             return []
-        if sender_groups != 0:
+        if sender_groups != 0 and not self._echoes:
             stats.multicast += 1
             return []
         events: list[Event] = []
         pending = self._pending
         port_id = self.port_id
-        if len(data) == _ACK_SIZE:
+        if len(data) == _ACK_SIZE and not sender_groups:
             # The common datagram: one capped ack (netlink_ack sends each on its own).
             length, msg_type, _, seq, frame_port, code = _ACK_HEAD.unpack_from(data)
             if length == _ACK_SIZE and msg_type == _ERROR and code == 0:
@@ -444,6 +452,9 @@ class NetlinkProtocol:
                 entry = pending.get(seq)
                 if entry is None or not entry.sent or (port_id and frame_port != port_id):
                     stats.unknown_seq += 1
+                    continue
+                if sender_groups and not (entry.flags & _ECHO and msg_type > _DONE):
+                    stats.multicast += 1  # only the echo of a request that asked for one
                     continue
                 if entry.seq != seq:
                     self._member_frame(entry, seq, msg_type, flags, payload)
@@ -537,6 +548,8 @@ class NetlinkProtocol:
 
     def _forget(self, entry: _Entry) -> None:
         pending = self._pending
+        if entry.flags & _ECHO:
+            self._echoes -= 1
         if entry.count == 1:
             del pending[entry.seq]
         else:
@@ -607,6 +620,7 @@ class NetlinkProtocol:
             if not entry.abandoned
         ]
         self._pending.clear()
+        self._echoes = 0
         self._queue.clear()
         self._dumps.clear()
         self._dump = None

@@ -59,17 +59,19 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "delete": (
         "delete a route (Cilium's Delete)",
-        "Delete the route matched by prefix, device, table (and scope for IPv4).\n"
-        "A multipath route or one via a nexthop object is matched without its hops\n"
-        "(give them, or `nhid ID`, in place of the device).\n"
+        "Delete the route matched by table, prefix, metric, device (and scope for\n"
+        "IPv4), and print the route the kernel removed.  IPv6 without a metric means\n"
+        "metric 1024.  A multipath route or one via a nexthop object is matched\n"
+        "without its hops (give them, or `nhid ID`, in place of the device).\n"
         "Exits 1 with the kernel's message if there is none.",
         "  asyncroute route delete 198.51.100.0/24 dev v0 table 100\n"
         "  asyncroute route delete 198.51.100.0/24 nhid 10 table 100",
     ),
     "lookup": (
         "show the installed route (Cilium's Lookup)",
-        "Find the installed route with this prefix, device, table (gateway and scope\n"
-        "too when given) and print it with every field.  Exits 1 if there is none.",
+        "Find the installed route with this table, prefix, metric and device (gateway\n"
+        "and scope too when given) and print it with every field.  IPv6 without a\n"
+        "metric means metric 1024.  Exits 1 if there is none.",
         "  asyncroute route lookup 198.51.100.0/24 via 192.0.2.1 dev v0 table 100\n"
         "  asyncroute route lookup local 198.51.100.7 dev v0 table 100 --json",
     ),
@@ -292,8 +294,7 @@ def run(args: argparse.Namespace) -> int:
                     await conn.upsert(route)
                     _show(args, "upserted", route)
                 elif command == "delete":
-                    await conn.delete(route)
-                    _show(args, "deleted", route)
+                    _show(args, "deleted", await conn.delete(route))
                 else:
                     _show(args, None, await conn.lookup(route))
         except BrokenPipeError:

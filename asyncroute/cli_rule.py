@@ -4,9 +4,11 @@ The rule is written the way ``ip rule`` takes it::
 
     asyncroute rule replace priority 100 fwmark 0xf00/0xf00 table 123
 
-``replace`` adds the rule unless one with the same priority, selectors, mark, mask and
-table exists (:meth:`asyncroute.Connection.replace_rule`); ``delete`` removes the first
-match.  The family is that of ``from``/``to``, else IPv4 (``-6`` for IPv6).
+``replace`` is Cilium's ``ReplaceRule``: it adds the rule unless one with the same
+priority, selectors, mark, mask and table exists (:meth:`asyncroute.Connection.replace_rule`)
+and never replaces or removes a rule; it prints ``added:`` or ``exists:``.  ``delete``
+removes the first match and prints the rule the kernel removed.  The family is that of
+``from``/``to``, else IPv4 (``-6`` for IPv6).
 """
 
 from __future__ import annotations
@@ -35,17 +37,19 @@ RULE := [priority N] [from PREFIX] [to PREFIX] [fwmark MARK[/MASK]] [table TABLE
 
 _COMMANDS: dict[str, tuple[str, str, str]] = {
     "replace": (
-        "ensure a rule exists (Cilium's ReplaceRule)",
+        "add a rule unless one matches (Cilium's ReplaceRule)",
         "Add the rule (NLM_F_CREATE|NLM_F_EXCL) unless a rule with the same priority,\n"
-        "selectors, mark, mask and table exists already.",
+        "selectors, mark, mask and table exists already.  Despite the name (Cilium's),\n"
+        'no rule is ever replaced or removed: prints "added:" or "exists:".',
         "  asyncroute rule replace priority 100 fwmark 0xf00/0xf00 table 123\n"
         "  asyncroute rule replace priority 110 from 198.51.100.0/24 table 100 --json\n"
         "  asyncroute rule replace -6 priority 100 to 2001:db8:1::/48 table 100",
     ),
     "delete": (
         "delete a rule (Cilium's DeleteRule)",
-        "Delete the first rule matching priority, selectors, mark, mask and table.\n"
-        "Exits 1 with the kernel's message if none matches.",
+        "Delete the first rule matching priority, selectors, mark, mask and table,\n"
+        "and print the rule the kernel removed.  Exits 1 with the kernel's message if\n"
+        "none matches.",
         "  asyncroute rule delete priority 100 fwmark 0xf00/0xf00 table 123",
     ),
     "list": (
@@ -142,16 +146,16 @@ def run(args: argparse.Namespace) -> int:
                     return await _list(conn, args, rule if fields else None)
                 six = _family(rule, args.family) == AF_INET6
                 if command == "replace":
-                    await (conn.replace_rule_ipv6 if six else conn.replace_rule)(rule)
-                    done = "replaced"
+                    added = await (conn.replace_rule_ipv6 if six else conn.replace_rule)(rule)
+                    done, shown = ("added" if added else "exists"), rule
                 else:
-                    await (conn.delete_rule_ipv6 if six else conn.delete_rule)(rule)
+                    shown = await (conn.delete_rule_ipv6 if six else conn.delete_rule)(rule)
                     done = "deleted"
                 family = AF_INET6 if six else AF_INET
                 if args.json:
-                    print_json({done: rule_json(rule, family)})
+                    print_json({done: rule_json(shown, family)})
                 else:
-                    print(f"{done}: {'-6 ' if six else ''}{rule_text(rule)}")
+                    print(f"{done}: {'-6 ' if six else ''}{rule_text(shown)}")
         except BrokenPipeError:
             raise  # the reader went away: cli.main() handles it
         except (OSError, asyncroute.AsyncrouteError, ValueError) as exc:

@@ -139,7 +139,7 @@ class Connection(NetlinkConnection):
             self, routes, return_exceptions=return_exceptions, progress=progress
         )
 
-    async def delete(self, route: Route) -> None:
+    async def delete(self, route: Route) -> Route:
         """Delete ``route``, matched by table, prefix, metric and device (and scope for
         IPv4).
 
@@ -149,13 +149,16 @@ class Connection(NetlinkConnection):
         kernel removes the lowest metric of the prefix on the device (the metric-0
         route when there is one).
 
+        Returns the route the kernel removed, as it held it (NLM_F_ECHO): every field
+        filled in, which may say more than ``route`` did.
+
         Raises NotFoundError if there is no such route (or device).
 
         Example::
 
-            await conn.delete(Route("198.51.100.0/24", device="v0"))
+            removed = await conn.delete(Route("198.51.100.0/24", device="v0"))
         """
-        await _route.delete(self, route)
+        return await _route.delete(self, route)
 
     async def lookup(self, route: Route) -> Route:
         """The installed route matching ``route``'s table, prefix, metric, device and
@@ -175,18 +178,19 @@ class Connection(NetlinkConnection):
         """
         return await _route.lookup(self, route)
 
-    async def replace_rule(self, rule: Rule) -> None:
-        """Ensure the IPv4 ``rule`` exists (Cilium's ``ReplaceRule``).
+    async def replace_rule(self, rule: Rule) -> bool:
+        """Ensure the IPv4 ``rule`` exists (Cilium's ``ReplaceRule``): add it unless
+        one matches.  Despite the name, nothing is ever replaced or removed.
 
         Adds it (NLM_F_CREATE|NLM_F_EXCL) unless a rule already matches on priority,
-        src, dst, mark, mask (each only when set) and table.  IPv6 selectors are a
-        ValueError.
+        src, dst, mark, mask (each only when set) and table.  Returns True if it was
+        added, False if a matching rule was there.  IPv6 selectors are a ValueError.
 
         Example::
 
             await conn.replace_rule(Rule(priority=1, mark=0xF00, mask=0xF00, table=123))
         """
-        await _rule.replace_rule(self, rule, AF_INET)
+        return await _rule.replace_rule(self, rule, AF_INET)
 
     async def replace_rules(
         self, rules: Iterable[Rule], *, family: int | None = None
@@ -216,21 +220,22 @@ class Connection(NetlinkConnection):
         """
         return await _rule.delete_rules(self, rules, family)
 
-    async def replace_rule_ipv6(self, rule: Rule) -> None:
+    async def replace_rule_ipv6(self, rule: Rule) -> bool:
         """:meth:`replace_rule` for IPv6 rules; IPv4 selectors are a ValueError."""
-        await _rule.replace_rule(self, rule, AF_INET6)
+        return await _rule.replace_rule(self, rule, AF_INET6)
 
-    async def delete_rule(self, rule: Rule) -> None:
+    async def delete_rule(self, rule: Rule) -> Rule:
         """Delete the IPv4 ``rule`` (Cilium's ``DeleteRule``): the kernel removes the
-        first rule matching its priority, selectors, mark, mask and table.
+        first rule matching its priority, selectors, mark, mask and table (each only
+        when set).  Returns the rule it removed (NLM_F_ECHO).
 
         Raises NotFoundError if none matches.
         """
-        await _rule.delete_rule(self, rule, AF_INET)
+        return await _rule.delete_rule(self, rule, AF_INET)
 
-    async def delete_rule_ipv6(self, rule: Rule) -> None:
+    async def delete_rule_ipv6(self, rule: Rule) -> Rule:
         """:meth:`delete_rule` for IPv6 rules."""
-        await _rule.delete_rule(self, rule, AF_INET6)
+        return await _rule.delete_rule(self, rule, AF_INET6)
 
     # ------------------------------------------------------------------ nexthop objects
 
@@ -452,9 +457,9 @@ async def upsert(route: Route, mtu_config: Configuration | None = None) -> bool:
     return await (await default_connection()).upsert(route, mtu_config)
 
 
-async def delete(route: Route) -> None:
+async def delete(route: Route) -> Route:
     """:meth:`Connection.delete` on the shared connection."""
-    await (await default_connection()).delete(route)
+    return await (await default_connection()).delete(route)
 
 
 async def lookup(route: Route) -> Route:
@@ -462,21 +467,21 @@ async def lookup(route: Route) -> Route:
     return await (await default_connection()).lookup(route)
 
 
-async def replace_rule(rule: Rule) -> None:
+async def replace_rule(rule: Rule) -> bool:
     """:meth:`Connection.replace_rule` on the shared connection."""
-    await (await default_connection()).replace_rule(rule)
+    return await (await default_connection()).replace_rule(rule)
 
 
-async def replace_rule_ipv6(rule: Rule) -> None:
+async def replace_rule_ipv6(rule: Rule) -> bool:
     """:meth:`Connection.replace_rule_ipv6` on the shared connection."""
-    await (await default_connection()).replace_rule_ipv6(rule)
+    return await (await default_connection()).replace_rule_ipv6(rule)
 
 
-async def delete_rule(rule: Rule) -> None:
+async def delete_rule(rule: Rule) -> Rule:
     """:meth:`Connection.delete_rule` on the shared connection."""
-    await (await default_connection()).delete_rule(rule)
+    return await (await default_connection()).delete_rule(rule)
 
 
-async def delete_rule_ipv6(rule: Rule) -> None:
+async def delete_rule_ipv6(rule: Rule) -> Rule:
     """:meth:`Connection.delete_rule_ipv6` on the shared connection."""
-    await (await default_connection()).delete_rule_ipv6(rule)
+    return await (await default_connection()).delete_rule_ipv6(rule)

@@ -35,7 +35,6 @@ from __future__ import annotations
 import builtins
 import errno
 from collections.abc import AsyncGenerator
-from ipaddress import ip_network
 
 from ._links import device_index, device_name
 from ._values import U32_MAX, IPNetwork, check_device, check_uint
@@ -44,7 +43,7 @@ from .constants import AF_INET, AF_INET6, AF_UNSPEC, RT_TABLE, RTM, RTM_F
 from .errors import AsyncrouteError, NotFoundError
 from .messages import Address, Message, RouteMessage, RuleMessage
 from .route import MAIN_TABLE, Route, _from_message
-from .rule import Rule
+from .rule import Rule, _rule_from_message
 
 __all__ = [
     "delete_route_table",
@@ -246,25 +245,6 @@ def _rule_matches(spec: Rule, found: RuleMessage) -> bool:
     if spec.mark and (found.fwmark or 0) != spec.mark:
         return False
     return not spec.mask or found.fwmask == spec.mask
-
-
-def _selector(address: Address | None, length: int) -> IPNetwork | None:
-    if address is None or length == 0:
-        return None
-    # The kernel keeps a selector's host bits (`ip rule add from 192.0.2.41/24` lists
-    # as such); Rule holds networks, so they are cleared here.
-    return ip_network((address, length), strict=False)
-
-
-def _rule_from_message(found: RuleMessage) -> Rule:
-    return Rule(
-        priority=found.priority or 0,
-        mark=found.fwmark or 0,
-        mask=found.fwmask or 0,
-        src=_selector(found.src, found.src_len),
-        dst=_selector(found.dst, found.dst_len),
-        table=found.table_number,
-    )
 
 
 async def list_rules(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._codec import RTAX_MTU, encode_body, pack_route_body
 from ._flight import SingleFlight
-from ._links import device_index
+from ._links import device_index, device_name
 from ._retry import RetryPolicy
 from ._values import (
     U32_MAX,
@@ -633,6 +633,7 @@ def _route_mtu(route: Route, mtu_config: Configuration | None) -> int:
 
 _REPLACE = int(NLM_F.CREATE | NLM_F.REPLACE)
 _CREATE_EXCL = int(NLM_F.CREATE | NLM_F.EXCL)
+_ECHO = int(NLM_F.ECHO)
 _DEFAULT_RETRY = RetryPolicy()
 
 
@@ -789,10 +790,24 @@ _registries: weakref.WeakKeyDictionary[NetlinkConnection, _NexthopRoutes] = (
 _nexthop_bodies: dict[tuple[bytes | None, str, int, int], bytes] = {}
 
 
-async def delete(conn: NetlinkConnection, route: Route) -> None:
+async def delete(conn: NetlinkConnection, route: Route) -> Route:
     """Delete ``route``; see :meth:`asyncroute.Connection.delete`."""
-    oif, _ = await route._resolve(conn)
-    await conn.request(Message(RTM.DELROUTE, 0, route._delete_body(oif)))
+    oif, hop_oifs = await route._resolve(conn)
+    # NLM_F_ECHO: the kernel answers with the route it removed.
+    reply = await conn.request(Message(RTM.DELROUTE, _ECHO, route._delete_body(oif)))
+    if reply is None or not isinstance(reply.body, RouteMessage):
+        return route
+    removed = reply.body
+    names = {
+        oif: route.device,
+        **dict(zip(hop_oifs, (h.device for h in route.nexthops), strict=True)),
+    }
+    for index in (removed.oif, *(h.ifindex for h in removed.multipath or ())):
+        if index and index not in names:
+            with contextlib.suppress(NotFoundError):
+                names[index] = await device_name(conn, index)
+    device = names.get(removed.oif or 0, "")
+    return _from_message(removed, device, names)
 
 
 async def lookup(conn: NetlinkConnection, route: Route) -> Route:

@@ -15,7 +15,7 @@ from ._values import U32_MAX, IPNetwork, check_uint, parse_network
 from .connection import DUMP_RETRIES, NetlinkConnection
 from .constants import AF_INET, AF_INET6, FR_ACT, NLM_F, RT_TABLE, RTM
 from .errors import AsyncrouteError, ExistsError
-from .messages import Message, RuleMessage
+from .messages import Address, Message, RuleMessage
 
 __all__ = ["Rule", "delete_rule", "delete_rules", "replace_rule", "replace_rules"]
 
@@ -120,7 +120,28 @@ def _prefix(address: object, length: int) -> IPNetwork | None:
     return ip_network(f"{address}/{length}", strict=False)
 
 
+def _selector(address: Address | None, length: int) -> IPNetwork | None:
+    if address is None or length == 0:
+        return None
+    # The kernel keeps a selector's host bits (`ip rule add from 192.0.2.41/24` lists
+    # as such); Rule holds networks, so they are cleared here.
+    return ip_network((address, length), strict=False)
+
+
+def _rule_from_message(found: RuleMessage) -> Rule:
+    """The Rule a kernel rule message describes (what :class:`Rule` can hold of it)."""
+    return Rule(
+        priority=found.priority or 0,
+        mark=found.fwmark or 0,
+        mask=found.fwmask or 0,
+        src=_selector(found.src, found.src_len),
+        dst=_selector(found.dst, found.dst_len),
+        table=found.table_number,
+    )
+
+
 _CREATE_EXCL = int(NLM_F.CREATE | NLM_F.EXCL)
+_ECHO = int(NLM_F.ECHO)
 
 
 async def _find(conn: NetlinkConnection, rule: Rule, family: int) -> bool:
@@ -132,20 +153,28 @@ async def _find(conn: NetlinkConnection, rule: Rule, family: int) -> bool:
     return False
 
 
-async def replace_rule(conn: NetlinkConnection, rule: Rule, family: int = AF_INET) -> None:
-    """Ensure ``rule`` exists; see :meth:`asyncroute.Connection.replace_rule`."""
+async def replace_rule(conn: NetlinkConnection, rule: Rule, family: int = AF_INET) -> bool:
+    """Ensure ``rule`` exists; see :meth:`asyncroute.Connection.replace_rule`.  True if
+    it was added, False if a matching rule was there already."""
     rule._check_family(family)
     if await _find(conn, rule, family):
-        return
-    # EEXIST: an identical rule appeared since the listing, which is what we wanted.
-    with contextlib.suppress(ExistsError):
+        return False
+    try:
         await conn.request(Message(RTM.NEWRULE, _CREATE_EXCL, rule._message(family, FR_ACT.TO_TBL)))
+    except ExistsError:
+        return False  # an identical rule appeared since the listing: what we wanted
+    return True
 
 
-async def delete_rule(conn: NetlinkConnection, rule: Rule, family: int = AF_INET) -> None:
+async def delete_rule(conn: NetlinkConnection, rule: Rule, family: int = AF_INET) -> Rule:
     """Delete ``rule``; see :meth:`asyncroute.Connection.delete_rule`."""
     rule._check_family(family)
-    await conn.request(Message(RTM.DELRULE, 0, rule._message(family, FR_ACT.UNSPEC)))
+    # NLM_F_ECHO: the kernel answers with the rule it removed (the first that matched).
+    request = Message(RTM.DELRULE, _ECHO, rule._message(family, FR_ACT.UNSPEC))
+    reply = await conn.request(request)
+    if reply is not None and isinstance(reply.body, RuleMessage):
+        return _rule_from_message(reply.body)
+    return rule
 
 
 def _family_of(rule: Rule, family: int | None) -> int:

@@ -178,16 +178,16 @@ def test_missing_namespace_is_an_error() -> None:
 
 def test_rule_replace_list_delete(netns: Namespace) -> None:
     spec = ["priority", "100", "fwmark", "0xf00/0xf00", "table", "100"]
-    for _ in range(2):  # replace is idempotent
+    for done in ("added", "exists"):  # replace is idempotent: add unless present
         proc = run_cli("rule", "replace", *spec, "--netns", netns.name)
         assert proc.returncode == 0, proc.stderr
-        assert proc.stdout == "replaced: 100: from all fwmark 0xf00/0xf00 lookup 100\n"
+        assert proc.stdout == f"{done}: 100: from all fwmark 0xf00/0xf00 lookup 100\n"
     rules = [r for r in oracle.rules(netns.name, family=4) if r["priority"] == 100]
     assert len(rules) == 1 and rules[0]["fwmark"] == "0xf00" and rules[0]["table"] == "100"
 
     out = run_json("rule", "replace", "-6", "priority", "100", "to", "2001:db8:1::/48",
                    "table", "100", "--netns", netns.name)  # fmt: skip
-    assert out["replaced"]["family"] == "inet6" and out["replaced"]["dstlen"] == 48
+    assert out["added"]["family"] == "inet6" and out["added"]["dstlen"] == 48
     assert any(r.get("dst") == "2001:db8:1::" for r in oracle.rules(netns.name, family=6))
 
     proc = run_cli("rule", "list", "--netns", netns.name)

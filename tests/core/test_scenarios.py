@@ -792,3 +792,28 @@ def test_replies_are_decoded_messages() -> None:
     assert event.message == Message(
         RTM.NEWLINK, 0, LinkMessage(index=4, name=f"if{seq}-4"), seq, PORT_ID
     )
+
+
+# --------------------------------------------------------------------------- NLM_F_ECHO
+
+
+def test_echo_is_accepted_though_it_carries_a_group() -> None:
+    """The kernel's answer to NLM_F_ECHO is a unicast copy of its notification, still
+    addressed to the notification's group (nlmsg_notify): accepted for the request
+    that asked for it, while a plain request's multicast copy is still dropped."""
+    d = Driver()
+    plain_seq, plain = d.send_and_flush(new_route(1))
+    echo_seq, echo_request = d.send_and_flush(
+        Message(RTM.DELROUTE, int(NLM_F.REQUEST | NLM_F.ACK | NLM_F.ECHO), new_route(2).body)
+    )
+    copy = Message(RTM.NEWROUTE, 0, plain.body, plain_seq, PORT_ID)
+    assert d.receive([copy], sender_groups=1 << 6) == []
+    assert d.core.stats.multicast == 1
+    removed = Message(RTM.DELROUTE, 0, echo_request.body, echo_seq, PORT_ID)
+    events = d.receive([removed], sender_groups=1 << 6)
+    assert events == [Reply(echo_seq, removed)]
+    assert d.receive(ack_bytes(echo_request)) == [Finished(echo_seq, None)]
+    # Nothing asks for an echo any more: group-addressed datagrams are dropped whole.
+    assert d.receive([removed], sender_groups=1 << 6) == []
+    assert d.core.stats.multicast == 2
+    assert d.receive(ack_bytes(plain)) == [Finished(plain_seq, None)]

@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from asyncroute import KernelError, NotFoundError, RetryPolicy, Route, Rule
+from asyncroute import KernelError, Nexthop, NotFoundError, RetryPolicy, Route, Rule
 from asyncroute.mtu import Configuration
 from asyncroute.testing import Namespace, namespace
 from tests import oracle
@@ -225,3 +225,32 @@ async def test_replace_rule_beside_a_foreign_rule_with_host_bits(netns: Namespac
         ("150", "198.51.100.1"),
         ("151", "198.51.100.0"),
     ]
+
+
+async def test_delete_returns_what_the_kernel_removed(netns: Namespace) -> None:
+    """NLM_F_ECHO: the route and rule the kernel removed, which may say more than the
+    request (a multipath route deleted by naming one hop; a rule by its priority)."""
+    netns.ip("route", "add", "203.0.113.0/24", "table", "200", "nexthop", "via", "192.0.2.1",
+             "dev", "v0", "weight", "3", "nexthop", "via", "192.0.2.5", "dev", "v0")  # fmt: skip
+    netns.ip("route", "add", "198.51.100.0/24", "via", "192.0.2.1", "dev", "v0", "table", "100",
+             "metric", "20", "mtu", "1400", "proto", "static")  # fmt: skip
+    netns.ip("rule", "add", "pref", "9", "from", "198.51.100.0/24", "lookup", "150")
+    async with connect_in(netns) as conn:
+        removed = await conn.delete(
+            Route("203.0.113.0/24", table=200, nexthops=[Nexthop("192.0.2.1", device="v0")])
+        )
+        assert [(str(h.gateway), h.device, h.weight) for h in removed.nexthops] == [
+            ("192.0.2.1", "v0", 3),
+            ("192.0.2.5", "v0", 1),
+        ]
+        removed = await conn.delete(Route("198.51.100.0/24", device="v0", table=100, priority=20))
+        assert removed == Route("198.51.100.0/24", nexthop="192.0.2.1", device="v0", table=100,
+                                priority=20, mtu=1400, proto=4, type=1)  # fmt: skip
+        assert await conn.delete_rule(Rule(priority=9)) == Rule(
+            priority=9, src="198.51.100.0/24", table=150
+        )
+        rule = Rule(priority=10, mark=0x10, mask=0xFF, table=151)
+        assert await conn.replace_rule(rule) is True
+        assert await conn.replace_rule(rule) is False
+    assert oracle.route_dsts(netns.name, table=200) == set()
+    assert oracle.route_dsts(netns.name, table=100) == set()
