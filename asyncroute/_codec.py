@@ -16,6 +16,7 @@ Invariants:
 from __future__ import annotations
 
 import struct
+import sys
 from collections.abc import Callable, Iterable
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
@@ -114,6 +115,26 @@ FRA_FWMARK = _expect(_FRA, "FRA_FWMARK", ("uint32",))
 FRA_FWMASK = _expect(_FRA, "FRA_FWMASK", ("uint32",))
 FRA_TABLE = _expect(_FRA, "FRA_TABLE", ("uint32",))
 FRA_PROTOCOL = _expect(_FRA, "FRA_PROTOCOL", ("uint8",))
+FRA_IIFNAME = _expect(_FRA, "FRA_IIFNAME", ("asciiz",))
+FRA_GOTO = _expect(_FRA, "FRA_GOTO", ("uint32",))
+FRA_FLOW = _expect(_FRA, "FRA_FLOW", ("uint32",))
+FRA_TUN_ID = _expect(_FRA, "FRA_TUN_ID", ("be64",))
+FRA_SUPPRESS_IFGROUP = _expect(_FRA, "FRA_SUPPRESS_IFGROUP", ("uint32",))
+FRA_SUPPRESS_PREFIXLEN = _expect(_FRA, "FRA_SUPPRESS_PREFIXLEN", ("uint32",))
+FRA_OIFNAME = _expect(_FRA, "FRA_OIFNAME", ("asciiz",))
+FRA_L3MDEV = _expect(_FRA, "FRA_L3MDEV", ("uint8",))
+FRA_UID_RANGE = _expect(_FRA, "FRA_UID_RANGE", ("uid_range",))
+FRA_IP_PROTO = _expect(_FRA, "FRA_IP_PROTO", ("uint8",))
+FRA_SPORT_RANGE = _expect(_FRA, "FRA_SPORT_RANGE", ("port_range",))
+FRA_DPORT_RANGE = _expect(_FRA, "FRA_DPORT_RANGE", ("port_range",))
+#: The rule's u32 attributes: (number, RuleMessage field), in the order they are sent.
+_RULE_U32 = (
+    (FRA_GOTO, "goto"),
+    (FRA_FLOW, "flow"),
+    (FRA_SUPPRESS_IFGROUP, "suppress_ifgroup"),
+    (FRA_SUPPRESS_PREFIXLEN, "suppress_prefixlen"),
+)
+_RULE_U8 = ((FRA_L3MDEV, "l3mdev"), (FRA_IP_PROTO, "ip_proto"))
 
 IFLA_IFNAME = _expect(_IFLA, "IFLA_IFNAME", ("asciiz",))
 IFLA_MTU = _expect(_IFLA, "IFLA_MTU", ("uint32",))
@@ -352,8 +373,37 @@ def _encode_rule(fmt: list[str], values: list[Any], m: RuleMessage) -> None:
     if m.rule_protocol is not None:
         fmt.append(_U8_ATTR)
         values += (5, FRA_PROTOCOL, m.rule_protocol)
+    if m.iifname is not None:
+        _add_string(fmt, values, FRA_IIFNAME, m.iifname)
+    if m.oifname is not None:
+        _add_string(fmt, values, FRA_OIFNAME, m.oifname)
+    for number, name in _RULE_U32:
+        value = getattr(m, name)
+        if value is not None:
+            fmt.append(_U32_ATTR)
+            values += (8, number, value)
+    for number, name in _RULE_U8:
+        value = getattr(m, name)
+        if value is not None:
+            fmt.append(_U8_ATTR)
+            values += (5, number, value)
+    if m.tun_id is not None:
+        fmt.append("HHQ")  # FRA_TUN_ID is big-endian on the wire
+        values += (12, FRA_TUN_ID, _byteswap64(m.tun_id))
+    if m.uid_range is not None:
+        fmt.append("HHII")
+        values += (12, FRA_UID_RANGE, *m.uid_range)
+    for number, ports in ((FRA_SPORT_RANGE, m.sport_range), (FRA_DPORT_RANGE, m.dport_range)):
+        if ports is not None:
+            fmt.append("HHHH")
+            values += (8, number, *ports)
     if m.other:
         _add_raw(fmt, values, m.other)
+
+
+def _byteswap64(value: int) -> int:
+    # The message is packed in native order; a big-endian u64 is its byte-swapped twin.
+    return int.from_bytes(value.to_bytes(8, "big"), sys.byteorder)
 
 
 def _encode_link(fmt: list[str], values: list[Any], m: LinkMessage) -> None:
@@ -719,10 +769,41 @@ def _decode_rule(payload: memoryview) -> RuleMessage:
             fields["table_id"] = _u32(value, "FRA_TABLE")
         elif number == FRA_PROTOCOL:
             fields["rule_protocol"] = _u8(value, "FRA_PROTOCOL")
+        elif number == FRA_IIFNAME:
+            fields["iifname"] = _string(value, "FRA_IIFNAME")
+        elif number == FRA_OIFNAME:
+            fields["oifname"] = _string(value, "FRA_OIFNAME")
+        elif number in _RULE_U32_FIELDS:
+            fields[_RULE_U32_FIELDS[number]] = _u32(value, "rule attribute")
+        elif number in _RULE_U8_FIELDS:
+            fields[_RULE_U8_FIELDS[number]] = _u8(value, "rule attribute")
+        elif number == FRA_TUN_ID:
+            fields["tun_id"] = int.from_bytes(_sized(value, 8, "FRA_TUN_ID"), "big")
+        elif number == FRA_UID_RANGE:
+            fields["uid_range"] = _pair(value, "=II", "FRA_UID_RANGE")
+        elif number == FRA_SPORT_RANGE:
+            fields["sport_range"] = _pair(value, "=HH", "FRA_SPORT_RANGE")
+        elif number == FRA_DPORT_RANGE:
+            fields["dport_range"] = _pair(value, "=HH", "FRA_DPORT_RANGE")
         else:
             other.append((nla_type, bytes(value)))
     fields["other"] = tuple(other)
     return RuleMessage(*header, **fields)
+
+
+_RULE_U32_FIELDS = dict(_RULE_U32)
+_RULE_U8_FIELDS = dict(_RULE_U8)
+
+
+def _sized(value: memoryview, size: int, what: str) -> bytes:
+    if len(value) != size:
+        raise DecodeError(f"{what}: {len(value)} bytes, expected {size}")
+    return bytes(value)
+
+
+def _pair(value: memoryview, layout: str, what: str) -> tuple[int, int]:
+    first, second = struct.unpack(layout, _sized(value, struct.calcsize(layout), what))
+    return first, second
 
 
 def _decode_link(payload: memoryview) -> LinkMessage:

@@ -108,6 +108,10 @@ class RuleMessage:
 
     ``protocol`` and ``scope`` are the header's reserved bytes ``res1``/``res2``; the
     rule's protocol proper is the FRA_PROTOCOL attribute, :attr:`rule_protocol`.
+    ``iifname``/``oifname`` are FRA_IIFNAME/FRA_OIFNAME, ``goto`` FRA_GOTO (a priority),
+    ``flow`` FRA_FLOW (realms), ``suppress_ifgroup``/``suppress_prefixlen`` (the kernel
+    reports 0xFFFFFFFF for "unset"), ``l3mdev``, ``ip_proto``, ``tun_id`` (FRA_TUN_ID,
+    big-endian on the wire), ``uid_range`` and the port ranges as ``(start, end)``.
     """
 
     family: int
@@ -126,6 +130,18 @@ class RuleMessage:
     fwmask: int | None = None
     table_id: int | None = None
     rule_protocol: int | None = None
+    iifname: str | None = None
+    oifname: str | None = None
+    goto: int | None = None
+    flow: int | None = None
+    suppress_ifgroup: int | None = None
+    suppress_prefixlen: int | None = None
+    l3mdev: int | None = None
+    ip_proto: int | None = None
+    tun_id: int | None = None
+    uid_range: tuple[int, int] | None = None
+    sport_range: tuple[int, int] | None = None
+    dport_range: tuple[int, int] | None = None
     other: RawAttributes = ()
 
     @property

@@ -71,7 +71,6 @@ KERNEL_PORT = 9734  # the port id the kernel gave kreply.py's socket
 RTAX_MTU, RTAX_ADVMSS = 2, 8
 NLMSGERR_ATTR_POLICY = 4
 NLA_F_NESTED = 0x8000
-FRA_SUPPRESS_PREFIXLEN = 14
 
 #: NEW requests from ``ip route replace`` / ``ip rule add``.
 REPLACE_FLAGS = NLM_F.REQUEST | NLM_F.ACK | NLM_F.REPLACE | NLM_F.CREATE
@@ -771,7 +770,7 @@ CASES = [
             "0a 00 00 00 ff 00 00 01 00000000"
             # FRA_TABLE 255
             "0800 0f00 ff000000"
-            # FRA_SUPPRESS_PREFIXLEN 0xffffffff (not modelled)
+            # FRA_SUPPRESS_PREFIXLEN 0xffffffff ("unset")
             "0800 0e00 ffffffff"
             # FRA_PROTOCOL RTPROT_KERNEL
             "0500 1500 02 000000"
@@ -827,8 +826,8 @@ CASES = [
                     table_id=RT_TABLE.LOCAL,
                     # FRA_PROTOCOL
                     rule_protocol=RTPROT.KERNEL,
-                    # FRA_SUPPRESS_PREFIXLEN, kept raw
-                    other=((FRA_SUPPRESS_PREFIXLEN, b"\xff\xff\xff\xff"),),
+                    # FRA_SUPPRESS_PREFIXLEN
+                    suppress_prefixlen=0xFFFF_FFFF,  # "unset", as the kernel reports it
                 ),
             ),
             Message(
@@ -856,8 +855,8 @@ CASES = [
                     priority=2,
                     # FRA_SRC
                     src=IPv6Address("2001:db8:2::"),
-                    # FRA_SUPPRESS_PREFIXLEN, kept raw
-                    other=((FRA_SUPPRESS_PREFIXLEN, b"\xff\xff\xff\xff"),),
+                    # FRA_SUPPRESS_PREFIXLEN
+                    suppress_prefixlen=0xFFFF_FFFF,  # "unset", as the kernel reports it
                 ),
             ),
             Message(
@@ -883,8 +882,8 @@ CASES = [
                     rule_protocol=RTPROT.KERNEL,
                     # FRA_PRIORITY
                     priority=32766,
-                    # FRA_SUPPRESS_PREFIXLEN, kept raw
-                    other=((FRA_SUPPRESS_PREFIXLEN, b"\xff\xff\xff\xff"),),
+                    # FRA_SUPPRESS_PREFIXLEN
+                    suppress_prefixlen=0xFFFF_FFFF,  # "unset", as the kernel reports it
                 ),
             ),
             Message(

@@ -287,9 +287,23 @@ def rule_bodies(draw: st.DrawFn) -> RuleMessage:
         fwmask=draw(optional_u32),
         table_id=draw(optional_table_ids),
         rule_protocol=draw(optional_u8),
+        iifname=draw(st.none() | DEVICE_NAMES),
+        oifname=draw(st.none() | DEVICE_NAMES),
+        goto=draw(optional_u32),
+        flow=draw(optional_u32),
+        suppress_ifgroup=draw(optional_u32),
+        suppress_prefixlen=draw(optional_u32),
+        l3mdev=draw(optional_u8),
+        ip_proto=draw(optional_u8),
+        tun_id=draw(st.none() | st.integers(0, 2**64 - 1)),
+        uid_range=draw(st.none() | st.tuples(u32, u32)),
+        sport_range=draw(st.none() | st.tuples(U16, U16)),
+        dport_range=draw(st.none() | st.tuples(U16, U16)),
     )
 
 
+DEVICE_NAMES = st.text("abcdefghijklmnopqrstuvwxyz0123456789.-_", min_size=1, max_size=15)
+U16 = st.integers(0, 0xFFFF)
 rule_messages = st.tuples(RULE_HEADERS, rule_bodies())
 
 
@@ -324,6 +338,28 @@ def pyroute2_rule(header: Header, body: RuleMessage) -> bytes:
         attrs.append(("FRA_FWMASK", body.fwmask))
     if body.rule_protocol is not None:
         attrs.append(("FRA_PROTOCOL", body.rule_protocol))
+    # Then the rest, as _codec._encode_rule sends them.
+    for name, value in (("FRA_IIFNAME", body.iifname), ("FRA_OIFNAME", body.oifname)):
+        if value is not None:
+            attrs.append((name, value))
+    for name, value in (
+        ("FRA_GOTO", body.goto),
+        ("FRA_FLOW", body.flow),
+        ("FRA_SUPPRESS_IFGROUP", body.suppress_ifgroup),
+        ("FRA_SUPPRESS_PREFIXLEN", body.suppress_prefixlen),
+        ("FRA_L3MDEV", body.l3mdev),
+        ("FRA_IP_PROTO", body.ip_proto),
+        ("FRA_TUN_ID", body.tun_id),
+    ):
+        if value is not None:
+            attrs.append((name, value))
+    for name, pair in (
+        ("FRA_UID_RANGE", body.uid_range),
+        ("FRA_SPORT_RANGE", body.sport_range),
+        ("FRA_DPORT_RANGE", body.dport_range),
+    ):
+        if pair is not None:
+            attrs.append((name, f"{pair[0]}:{pair[1]}"))  # pyroute2's fra_range text
     m["attrs"] = attrs
     m.encode()
     return bytes(m.data)
@@ -353,8 +389,21 @@ ROUTE_OTHER = raw_attributes({RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, R
                               RTA_PREFSRC, RTA_METRICS, RTA_MULTIPATH, RTA_TABLE,
                               RTA_NH_ID})  # fmt: skip
 RULE_OTHER = raw_attributes(
-    {FRA_DST, FRA_SRC, FRA_PRIORITY, FRA_FWMARK, FRA_TABLE, FRA_FWMASK, FRA_PROTOCOL}
-)
+    {
+        FRA_DST,
+        FRA_SRC,
+        FRA_PRIORITY,
+        FRA_FWMARK,
+        FRA_TABLE,
+        FRA_FWMASK,
+        FRA_PROTOCOL,
+        *range(3, 5),
+        *range(11, 15),
+        *range(17, 18),
+        *range(19, 21),
+        *range(22, 25),
+    }
+)  # fmt: skip  (IIFNAME GOTO, FLOW..SUPPRESS_PREFIXLEN, OIFNAME, L3MDEV UID_RANGE, IP_PROTO..)
 LINK_OTHER = raw_attributes({IFLA_IFNAME, IFLA_MTU, IFLA_OPERSTATE})
 ERR_OTHER = raw_attributes({NLMSGERR_ATTR_MSG, NLMSGERR_ATTR_OFFS})
 
