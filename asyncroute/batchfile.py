@@ -40,6 +40,7 @@ import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
+from pathlib import Path
 from typing import Any
 
 from ._codec import RTAX_MTU, encode_body, pack_route_body
@@ -269,6 +270,39 @@ def table_name(number: int) -> str:
 def protocol_name(number: int) -> str:
     """iproute2's name of a route protocol, or the number."""
     return _reverse(_BUILTIN_PROTOCOLS, number)
+
+
+def ip_protocol_name(number: int) -> str:
+    """An IP protocol's name as ``ip rule`` prints ``ipproto`` (``getprotobynumber``,
+    from /etc/protocols), or the number."""
+    return _ip_protocols().get(number, str(number))
+
+
+def ip_protocol_number(text: str) -> int:
+    """An IP protocol from its name (``tcp``) or number, as ``ip rule … ipproto`` reads
+    it."""
+    if text[:1].isdigit():
+        return strtoul(text, "ipproto", 255)
+    try:
+        return socket.getprotobyname(text)
+    except OSError:
+        raise ParseError(f'invalid ipproto "{text}"') from None
+
+
+_IP_PROTOCOLS: dict[int, str] = {}
+
+
+def _ip_protocols() -> dict[int, str]:
+    if not _IP_PROTOCOLS:
+        try:
+            lines = Path("/etc/protocols").read_text().splitlines()
+        except OSError:
+            lines = ["tcp 6", "udp 17", "icmp 1", "ipv6-icmp 58", "sctp 132"]
+        for line in lines:
+            words = line.partition("#")[0].split()
+            if len(words) >= 2 and words[1].isdigit():
+                _IP_PROTOCOLS.setdefault(int(words[1]), words[0])
+    return _IP_PROTOCOLS
 
 
 def scope_name(number: int) -> str:
@@ -862,7 +896,10 @@ class RuleChange:
             argv += ["priority", str(m.priority)]
         if m.rule_protocol is not None:
             argv += ["protocol", protocol_name(m.rule_protocol)]
-        if m.action in (FR_ACT.TO_TBL, FR_ACT.UNSPEC):
+        argv += _rule_selector_args(m)
+        if m.action == FR_ACT.GOTO:
+            argv += ["goto", str(m.goto or 0)]
+        elif m.action in (FR_ACT.TO_TBL, FR_ACT.UNSPEC):
             table = m.table_number
             adding = self.msg_type == RTM.NEWRULE
             if table and not (adding and table == RT_TABLE.MAIN):
@@ -872,9 +909,49 @@ class RuleChange:
         return argv
 
 
-_UNSUPPORTED_RULE = frozenset(
-    ("dev", "iif", "oif", "l3mdev", "uidrange", "nat", "ipproto", "sport", "dport")
-)
+def _rule_selector_args(m: RuleMessage) -> list[str]:
+    """``ip rule`` words for a rule's selectors beyond from/to/tos/fwmark."""
+    argv: list[str] = []
+    for word, name in (("iif", m.iifname), ("oif", m.oifname)):
+        if name is not None:
+            argv += [word, name]
+    if m.l3mdev:
+        argv.append("l3mdev")
+    if m.uid_range is not None:
+        argv += ["uidrange", f"{m.uid_range[0]}-{m.uid_range[1]}"]
+    if m.ip_proto is not None:
+        argv += ["ipproto", str(m.ip_proto)]
+    for word, ports in (("sport", m.sport_range), ("dport", m.dport_range)):
+        if ports is not None:
+            argv += [word, f"{ports[0]}-{ports[1]}"]
+    if m.tun_id is not None:
+        argv += ["tun_id", str(m.tun_id)]
+    if m.suppress_prefixlen is not None and m.suppress_prefixlen != U32_MAX:
+        argv += ["suppress_prefixlength", str(m.suppress_prefixlen)]
+    if m.suppress_ifgroup is not None and m.suppress_ifgroup != U32_MAX:
+        argv += ["suppress_ifgroup", str(m.suppress_ifgroup)]
+    if m.flow:
+        argv += ["realms", f"{m.flow >> 16}/{m.flow & 0xFFFF}"]
+    return argv
+
+
+# NAT rules were removed from the kernel in 2.6.
+_UNSUPPORTED_RULE = frozenset(("nat",))
+
+
+def _range(text: str, what: str, maximum: int) -> tuple[int, int]:
+    """``N`` or ``N-M`` (iproute2's uidrange, sport and dport)."""
+    start, dash, end = text.partition("-")
+    first = strtoul(start, what, maximum)
+    last = strtoul(end, what, maximum) if dash else first
+    return first, last
+
+
+def _realms(text: str) -> int:
+    """``[FROM/]TO`` realms as FRA_FLOW holds them: FROM in the high 16 bits."""
+    source, slash, target = text.rpartition("/")
+    to = strtoul(target, "realm", 0xFFFF)
+    return (strtoul(source, "realm", 0xFFFF) << 16 | to) if slash else to
 
 
 def parse_rule(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> RuleChange:
@@ -918,22 +995,47 @@ def parse_rule(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> RuleC
             if slash:
                 fields["fwmask"] = strtoul(mask, "fwmask")
         elif matches(word, "realms"):
-            raise _unsupported(word, "rule realms")
+            index += 1
+            fields["flow"] = _realms(_next(args, index, word))
         elif matches(word, "protocol"):
             index += 1
             fields["rule_protocol"] = protocol_number(_next(args, index, word))
         elif matches(word, "table") or word == "lookup":
             index += 1
             table = table_number(_next(args, index, word))
-        elif (
-            matches(word, "suppress_prefixlength")
-            or word == "sup_pl"
-            or matches(word, "suppress_ifgroup")
-            or word == "sup_group"
-            or word in _UNSUPPORTED_RULE
-            or matches(word, "map-to")
-            or matches(word, "goto")
-        ):
+        elif matches(word, "suppress_prefixlength") or word == "sup_pl":
+            index += 1
+            fields["suppress_prefixlen"] = strtoul(_next(args, index, word), "prefix length")
+        elif matches(word, "suppress_ifgroup") or word == "sup_group":
+            index += 1
+            text = _next(args, index, word)
+            fields["suppress_ifgroup"] = 0 if text == "default" else strtoul(text, "group")
+        elif word in ("dev", "iif"):
+            index += 1
+            fields["iifname"] = _next(args, index, word)
+        elif word == "oif":
+            index += 1
+            fields["oifname"] = _next(args, index, word)
+        elif word == "l3mdev":
+            fields["l3mdev"] = 1
+            table = table if table is not None else 0
+        elif word == "uidrange":
+            index += 1
+            fields["uid_range"] = _range(_next(args, index, word), "uidrange", U32_MAX)
+        elif word == "ipproto":
+            index += 1
+            fields["ip_proto"] = ip_protocol_number(_next(args, index, word))
+        elif word in ("sport", "dport"):
+            index += 1
+            fields[f"{word}_range"] = _range(_next(args, index, word), word, 0xFFFF)
+        elif word == "tun_id":
+            index += 1
+            fields["tun_id"] = strtoul(_next(args, index, word), "tun_id", 2**64 - 1)
+        elif matches(word, "goto"):
+            index += 1
+            fields["goto"] = strtoul(_next(args, index, word), "goto target")
+            action, table = FR_ACT.GOTO, table if table is not None else 0
+        elif word in _UNSUPPORTED_RULE or matches(word, "map-to"):
             raise _unsupported(word, "this rule selector or action")
         else:
             if word == "type":
@@ -1132,6 +1234,29 @@ _RULE_KEYS = frozenset(
         "action",
         "nop",
         "family",
+        "iif",
+        "oif",
+        "l3mdev",
+        "uid_start",
+        "uid_end",
+        "ipproto",
+        "sport",
+        "sport_start",
+        "sport_end",
+        "dport",
+        "dport_start",
+        "dport_end",
+        "tun_id",
+        "suppress_prefixlen",
+        "suppress_ifgroup",
+        "flow_from",
+        "flow_to",
+        "goto",
+        # State the kernel reports, not part of what is added: a device that does not
+        # exist (yet), a goto whose target rule does not.
+        "iif_detached",
+        "oif_detached",
+        "unresolved",
     )
 )
 
@@ -1308,9 +1433,14 @@ def rule_from_json(obj: Mapping[str, Any]) -> RuleChange:
         fields["fwmask"] = strtoul(_json_text(obj["fwmask"], "fwmask"), "fwmask")
     if "protocol" in obj:
         fields["rule_protocol"] = protocol_number(_json_text(obj["protocol"], "protocol"))
+    fields.update(_rule_json_selectors(obj))
     action: int = FR_ACT.TO_TBL
     table = table_number(_json_text(obj.get("table", "main"), "table"))
-    if "nop" in obj:
+    if "l3mdev" in obj:
+        table = 0 if "table" not in obj else table
+    if "goto" in obj:
+        action, table = FR_ACT.GOTO, 0
+    elif "nop" in obj:
         action, table = FR_ACT.NOP, 0
     elif "action" in obj:
         name = _json_text(obj["action"], "action")
@@ -1319,6 +1449,51 @@ def rule_from_json(obj: Mapping[str, Any]) -> RuleChange:
         action, table = _RULE_ACTIONS[name], 0
     message = _rule_message(family, table, int(action), fields)
     return RuleChange("add", int(RTM.NEWRULE), int(NLM_F.CREATE | NLM_F.EXCL), message, True)
+
+
+def _rule_json_selectors(obj: Mapping[str, Any]) -> dict[str, Any]:
+    """RuleMessage fields from the keys of ``ip -json rule show`` that ``ip rule add``
+    takes one for one (iif, oif, l3mdev, uidrange, ipproto, ports, tun_id, suppress_*,
+    realms, goto)."""
+    fields: dict[str, Any] = {}
+
+    def text(key: str) -> str:
+        return _json_text(obj[key], key)
+
+    if "iif" in obj:
+        fields["iifname"] = text("iif")
+    if "oif" in obj:
+        fields["oifname"] = text("oif")
+    if "l3mdev" in obj:
+        fields["l3mdev"] = 1
+    if "uid_start" in obj:
+        end = "uid_end" if "uid_end" in obj else "uid_start"
+        fields["uid_range"] = (strtoul(text("uid_start"), "uid"), strtoul(text(end), "uid"))
+    if "ipproto" in obj:
+        fields["ip_proto"] = ip_protocol_number(text("ipproto"))
+    for port in ("sport", "dport"):
+        if port in obj:
+            number = strtoul(text(port), port, 0xFFFF)
+            fields[f"{port}_range"] = (number, number)
+        elif f"{port}_start" in obj:
+            first = strtoul(text(f"{port}_start"), port, 0xFFFF)
+            last = strtoul(text(f"{port}_end"), port, 0xFFFF) if f"{port}_end" in obj else first
+            fields[f"{port}_range"] = (first, last)
+    if "tun_id" in obj:
+        fields["tun_id"] = strtoul(text("tun_id"), "tun_id", 2**64 - 1)
+    if "suppress_prefixlen" in obj:
+        fields["suppress_prefixlen"] = strtoul(text("suppress_prefixlen"), "prefix length")
+    if "suppress_ifgroup" in obj:
+        group = text("suppress_ifgroup")
+        fields["suppress_ifgroup"] = 0 if group == "default" else strtoul(group, "group")
+    if "flow_to" in obj:
+        realms = text("flow_to")
+        if "flow_from" in obj:
+            realms = f"{text('flow_from')}/{realms}"
+        fields["flow"] = _realms(realms)
+    if "goto" in obj:
+        fields["goto"] = strtoul(text("goto"), "goto target")
+    return fields
 
 
 def change_from_json(obj: object) -> Change:

@@ -13,10 +13,13 @@ import argparse
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from socket import AF_INET6
+from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
 
+from .constants import FR_ACT
+
 if TYPE_CHECKING:
+    from .messages import RuleMessage
     from .multipath import Nexthop
     from .nexthop import NexthopGroup, NexthopObject
     from .route import Route
@@ -290,6 +293,141 @@ def rule_text(rule: Rule) -> str:
     if rule.mark or rule.mask:
         words += ["fwmark", f"{rule.mark:#x}" + (f"/{rule.mask:#x}" if rule.mask else "")]
     words += ["lookup", table_name(rule.table)]
+    return " ".join(words)
+
+
+_FIB_RULE_INVERT, _FIB_RULE_UNRESOLVED, _IIF_DETACHED, _OIF_DETACHED = 0x2, 0x4, 0x8, 0x10
+_HOST_LENGTH: dict[int, int] = {int(AF_INET): 32, int(AF_INET6): 128}
+
+
+def rule_message_json(
+    m: RuleMessage, *, family: bool = False, details: bool = False
+) -> dict[str, Any]:
+    """A kernel rule message as ``ip -json rule show`` prints it (``ip/iprule.c``,
+    ``print_rule``): every selector and action, in ip's order and words, so that
+    ``apply`` reads it back as the same rule.  ``details``: also ``protocol`` when it is
+    0 or kernel, as ``ip -d`` does; ``family``: also ``"family"`` (``inet``/``inet6``),
+    which ``ip`` leaves out and ``apply`` reads."""
+    from .batchfile import ip_protocol_name, protocol_name, table_name
+
+    data: dict[str, Any] = {"priority": m.priority or 0}
+    if family:
+        data["family"] = "inet6" if m.family == AF_INET6 else "inet"
+    if m.flags & _FIB_RULE_INVERT:
+        data["not"] = None
+    host = _HOST_LENGTH.get(m.family, 32)
+    for key, address, length in (("src", m.src, m.src_len), ("dst", m.dst, m.dst_len)):
+        if address is not None or length:
+            data[key] = str(address) if address is not None else "0"
+            if length != host or address is None:
+                data[f"{key}len"] = length
+        elif key == "src":
+            data["src"] = "all"
+    if m.tos:
+        data["tos"] = f"{m.tos:#x}"
+    if m.fwmark is not None or m.fwmask is not None:
+        data["fwmark"] = f"{m.fwmark or 0:#x}"
+        if m.fwmask is not None and m.fwmask != 0xFFFF_FFFF:
+            data["fwmask"] = f"{m.fwmask:#x}"
+    for key, name, detached in (
+        ("iif", m.iifname, _IIF_DETACHED),
+        ("oif", m.oifname, _OIF_DETACHED),
+    ):
+        if name is not None:
+            data[key] = name
+            if m.flags & detached:
+                data[f"{key}_detached"] = None
+    if m.l3mdev:
+        data["l3mdev"] = None
+    if m.uid_range is not None:
+        data["uid_start"], data["uid_end"] = m.uid_range
+    if m.ip_proto is not None:
+        data["ipproto"] = ip_protocol_name(m.ip_proto)
+    for key, ports in (("sport", m.sport_range), ("dport", m.dport_range)):
+        if ports is not None:
+            if ports[0] == ports[1]:
+                data[key] = ports[0]
+            else:
+                data[f"{key}_start"], data[f"{key}_end"] = ports
+    if m.tun_id is not None:
+        data["tun_id"] = m.tun_id
+    table = m.table_number
+    if table:
+        data["table"] = table_name(table)
+        if m.suppress_prefixlen is not None and m.suppress_prefixlen != 0xFFFF_FFFF:
+            data["suppress_prefixlen"] = m.suppress_prefixlen
+        if m.suppress_ifgroup is not None and m.suppress_ifgroup != 0xFFFF_FFFF:
+            group = m.suppress_ifgroup
+            data["suppress_ifgroup"] = "default" if group == 0 else str(group)
+    if m.flow is not None:
+        if m.flow >> 16:
+            data["flow_from"] = str(m.flow >> 16)
+        data["flow_to"] = str(m.flow & 0xFFFF)
+    if m.action == FR_ACT.GOTO:
+        data["goto"] = m.goto or 0
+        if m.flags & _FIB_RULE_UNRESOLVED:
+            data["unresolved"] = None
+    elif m.action == FR_ACT.NOP:
+        data["nop"] = None
+    elif m.action not in (FR_ACT.TO_TBL, FR_ACT.UNSPEC):
+        data["action"] = FR_ACT(m.action).name.lower() if m.action in _ACTIONS else str(m.action)
+    if m.rule_protocol is not None and (m.rule_protocol not in (0, 2) or details):
+        data["protocol"] = protocol_name(m.rule_protocol)
+    return data
+
+
+_ACTIONS = frozenset(a.value for a in FR_ACT)
+
+
+def rule_message_text(m: RuleMessage) -> str:
+    """A kernel rule message on one line, as ``ip rule show`` prints it."""
+    data = rule_message_json(m)
+    words = [f"{data.pop('priority')}:"]
+    if "not" in data:
+        words.append("not")
+    for key, word in (("src", "from"), ("dst", "to")):
+        if key in data:
+            text = str(data[key])
+            if f"{key}len" in data:
+                text += f"/{data[f'{key}len']}"
+            words += [word, text]
+    if "tos" in data:
+        words += ["tos", data["tos"]]
+    if "fwmark" in data:
+        words += ["fwmark", data["fwmark"] + (f"/{data['fwmask']}" if "fwmask" in data else "")]
+    for key in ("iif", "oif"):
+        if key in data:
+            words += [key, data[key]] + (["[detached]"] if f"{key}_detached" in data else [])
+    if "l3mdev" in data:
+        words += ["lookup", "[l3mdev-table]"]
+    if "uid_start" in data:
+        words += ["uidrange", f"{data['uid_start']}-{data['uid_end']}"]
+    if "ipproto" in data:
+        words += ["ipproto", data["ipproto"]]
+    for key in ("sport", "dport"):
+        if key in data:
+            words += [key, str(data[key])]
+        elif f"{key}_start" in data:
+            words += [key, f"{data[f'{key}_start']}-{data[f'{key}_end']}"]
+    if "tun_id" in data:
+        words += ["tun_id", str(data["tun_id"])]
+    if "table" in data:
+        words += ["lookup", data["table"]]
+    if "suppress_prefixlen" in data:
+        words += ["suppress_prefixlength", str(data["suppress_prefixlen"])]
+    if "suppress_ifgroup" in data:
+        words += ["suppress_ifgroup", data["suppress_ifgroup"]]
+    if "flow_to" in data:
+        realms = data["flow_to"]
+        words += ["realms", f"{data['flow_from']}/{realms}" if "flow_from" in data else realms]
+    if "goto" in data:
+        words += ["goto", str(data["goto"])] + (["[unresolved]"] if "unresolved" in data else [])
+    if "nop" in data:
+        words.append("nop")
+    if "action" in data:
+        words.append(data["action"])
+    if "protocol" in data:
+        words += ["proto", data["protocol"]]
     return " ".join(words)
 
 

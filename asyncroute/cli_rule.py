@@ -24,6 +24,8 @@ from .cli_common import (
     print_json,
     report_error,
     rule_json,
+    rule_message_json,
+    rule_message_text,
     rule_text,
     run_async,
 )
@@ -166,14 +168,24 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _list(conn: Any, args: argparse.Namespace, rule: Any) -> int:
-    # listing.py is written alongside this module; imported only when listing.
-    from .listing import list_rules
+    # Printed from the kernel's messages, every attribute in ip's words (not through
+    # Rule, which holds Cilium's fields only): `apply` reads the JSON back as the same
+    # rules.
+    from .listing import _rule_matches
+    from .rule import _listing
 
     families = {4: (AF_INET,), 6: (AF_INET6,)}.get(args.family, (AF_INET, AF_INET6))
-    found = [(family, r) for family in families async for r in list_rules(conn, family, rule)]
+    found = [
+        (family, m)
+        for family in families
+        for m in await _listing(conn, family)
+        if m.family == family and (rule is None or _rule_matches(rule, m))
+    ]
     if args.json:
-        print_json([rule_json(r, family) for family, r in found])
+        print_json([rule_message_json(m, family=True, details=True) for _, m in found])
     else:
-        for family, r in found:
-            print(("-6 " if family == AF_INET6 and len(families) > 1 else "") + rule_text(r))
+        for family, m in found:
+            print(
+                ("-6 " if family == AF_INET6 and len(families) > 1 else "") + rule_message_text(m)
+            )
     return EXIT_OK

@@ -146,7 +146,7 @@ def test_default_takes_its_family_from_the_gateway() -> None:
         ("route frob 198.51.100.0/24", 'unknown route command "frob"'),
         ("route show", "changes nothing"),
         ("link set v0 up", 'object "link" is not supported'),
-        ("rule add from 198.51.100.0/24 iif v0 table 100", 'unsupported keyword "iif"'),
+        ("rule add from 198.51.100.0/24 nat 192.0.2.1 table 100", 'unsupported keyword "nat"'),
         ("rule del", "requires arguments"),
         ('route add "198.51.100.0/24', "unterminated quoted string"),
     ],
@@ -366,3 +366,31 @@ def test_json_multipath_and_nhid() -> None:
     c = change_from_json({"dst": "198.51.102.0/24", "gateway": "192.0.2.9", "dev": "v0",
                           "flags": ["onlink"]})  # fmt: skip
     assert isinstance(c, RouteChange) and c.rtm_flags == 4
+
+
+@pytest.mark.parametrize(
+    ("line", "fields"),
+    [
+        ("rule add iif v0 table 100", {"iifname": "v0", "table": 100}),
+        ("rule add oif v1 lookup 101", {"oifname": "v1", "table": 101}),
+        ("rule add ipproto tcp sport 1000-2000 dport 53 table 7",
+         {"ip_proto": 6, "sport_range": (1000, 2000), "dport_range": (53, 53)}),
+        ("rule add uidrange 1000-2000 table 7", {"uid_range": (1000, 2000)}),
+        ("rule add lookup main suppress_prefixlength 0", {"suppress_prefixlen": 0}),
+        ("rule add lookup main suppress_ifgroup 5", {"suppress_ifgroup": 5}),
+        ("rule add pref 9 goto 20", {"goto": 20, "action": FR_ACT.GOTO, "table": 0}),
+        ("rule add realms 5/6 table 7", {"flow": 5 << 16 | 6}),
+        ("rule add tun_id 77 table 7", {"tun_id": 77}),
+        ("rule add l3mdev", {"l3mdev": 1, "table": 0}),
+    ],
+)  # fmt: skip
+def test_rule_selectors_and_actions(line: str, fields: dict[str, object]) -> None:
+    change, _ = parse_command(split_args(line))
+    assert isinstance(change, RuleChange)
+    message = change.message
+    for key, value in fields.items():
+        got = message.table_number if key == "table" else getattr(message, key)
+        assert got == value, key
+    # ip_args() gives words that parse back to the same message.
+    again, _ = parse_command(change.ip_args())
+    assert isinstance(again, RuleChange) and again.message == message

@@ -204,6 +204,7 @@ def test_rule_replace_list_delete(netns: Namespace) -> None:
             "fwmark": "0xf00",
             "fwmask": "0xf00",
             "table": "100",
+            "protocol": "unspec",
         }
     ]
 
