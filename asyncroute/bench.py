@@ -1300,7 +1300,7 @@ def checks(ctx: Context) -> list[dict[str, Any]]:
 def render_checks(found: list[dict[str, Any]], ctx_routes: int) -> str:
     if not found:
         return ""
-    lines = ["", "issue 4 targets, from the figures above:"]
+    lines = ["", "targets the project sets itself, checked against the figures above:"]
     if ctx_routes != 100_000:
         lines[1] += " (the targets are set for the default 100,000 routes)"
     for c in found:
@@ -1308,7 +1308,7 @@ def render_checks(found: list[dict[str, Any]], ctx_routes: int) -> str:
         value = f"{c['value']:,.2f}{c['unit']}" if c["unit"] == "x" else f"{c['value']:.1f} ms"
         target = f"{c['target']:g}{c['unit']}" if c["unit"] == "x" else f"{c['target']:g} ms"
         lines.append(
-            f"  [{'met' if c['ok'] else 'MISSED'}] {c['check']}: {value} "
+            f"  [{'met' if c['ok'] else 'below target'}] {c['check']}: {value} "
             f"(target {relation} {target})"
         )
     return "\n".join(lines)

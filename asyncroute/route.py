@@ -681,10 +681,12 @@ class _NexthopRoutes:
     seen: nothing over netlink can make the check and the delete one step.
     """
 
-    __slots__ = ("__weakref__", "conn", "flights", "users")
+    __slots__ = ("conn", "flights", "users")
 
     def __init__(self, conn: NetlinkConnection) -> None:
-        self.conn = conn
+        # A proxy: the registry is the value of a WeakKeyDictionary keyed by the
+        # connection, and a strong reference back would keep the connection alive.
+        self.conn = weakref.proxy(conn)
         self.flights: SingleFlight[bytes, bool] = SingleFlight()
         self.users: dict[bytes, int] = {}
 
