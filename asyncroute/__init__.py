@@ -36,6 +36,7 @@ from .constants import (
     RTN,
     RTPROT,
 )
+from .encap import ENCAP_TYPE, Encap
 from .errors import (
     AsyncrouteError,
     BusyError,
@@ -77,17 +78,27 @@ from .messages import (
 )
 from .multipath import Nexthop
 from .nexthop import MAX_GROUP_WEIGHT, NexthopGroup, NexthopObject
-from .route import ENCRYPT_ROUTE_PROTOCOL, IP6_DEFAULT_METRIC, MAIN_TABLE, RTN_LOCAL, Route, by_mask
+from .route import (
+    ENCRYPT_ROUTE_PROTOCOL,
+    IP6_DEFAULT_METRIC,
+    MAIN_TABLE,
+    METRICS,
+    RTN_LOCAL,
+    Route,
+    by_mask,
+)
 from .rule import Rule
 
 __all__ = [
     "AF_INET",
     "AF_INET6",
+    "ENCAP_TYPE",
     "ENCRYPT_ROUTE_PROTOCOL",
     "FR_ACT",
     "IP6_DEFAULT_METRIC",
     "MAIN_TABLE",
     "MAX_GROUP_WEIGHT",
+    "METRICS",
     "NLMSG",
     "NLM_F",
     "ROUTE_REPLACE_MAX_TRIES",
@@ -107,6 +118,7 @@ __all__ = [
     "DecodeError",
     "DoneMessage",
     "DumpInterrupted",
+    "Encap",
     "ErrorMessage",
     "Event",
     "EventStream",

@@ -28,7 +28,7 @@ from pyroute2.netlink.rtnl.ifinfmsg import ifinfmsg
 from pyroute2.netlink.rtnl.rtmsg import rtmsg
 
 from ._frame import HEADER, NLA_TYPE_MASK, align, iter_attributes, iter_frames
-from .constants import NLM_F, NLMSG, RTM
+from .constants import NLM_F, NLMSG, RTAX, RTM
 from .errors import DecodeError
 from .messages import (
     Address,
@@ -106,7 +106,20 @@ RTA_TABLE = _expect(_RTA, "RTA_TABLE", ("uint32",))
 RTA_MULTIPATH = _expect(_RTA, "RTA_MULTIPATH", ("*get_nh",))
 #: RTA_NH_ID (Linux 5.3, ``linux/rtnetlink.h``): pyroute2 0.9.7's rtmsg stops at 23.
 RTA_NH_ID = 30
+RTA_FLOW = _expect(_RTA, "RTA_FLOW", ("uint32",))
+RTA_CACHEINFO = _expect(_RTA, "RTA_CACHEINFO", ("cacheinfo",))
+RTA_VIA = _expect(_RTA, "RTA_VIA", ("rtvia",))
+RTA_PREF = _expect(_RTA, "RTA_PREF", ("uint8",))
+RTA_ENCAP_TYPE = _expect(_RTA, "RTA_ENCAP_TYPE", ("uint16",))
+RTA_ENCAP = _expect(_RTA, "RTA_ENCAP", ("encap_info",))
+RTA_EXPIRES = _expect(_RTA, "RTA_EXPIRES", ("hex",))
 RTAX_MTU = _expect(_RTAX, "RTAX_MTU", ("uint32",))
+RTAX_CC_ALGO = _expect(_RTAX, "RTAX_CC_ALGO", ("asciiz",))
+assert (RTAX_MTU, RTAX_CC_ALGO) == (RTAX.MTU, RTAX.CC_ALGO), "RTAX numbers disagree"
+#: NLA_F_NESTED: set on RTA_ENCAP as iproute2 sets it (the kernel accepts it either way).
+NLA_F_NESTED = 0x8000
+#: ``struct rta_cacheinfo``: clntref, lastuse, expires (signed), error, used, id, ts, tsage.
+_CACHEINFO = struct.Struct("=IIiIIIII")
 
 FRA_DST = _expect(_FRA, "FRA_DST", _ADDR)
 FRA_SRC = _expect(_FRA, "FRA_SRC", _ADDR)
@@ -188,8 +201,9 @@ _RTNEXTHOP = struct.Struct("=HBBi")
 NLMSGERR_ATTR_MSG = _expect(_ERR, "NLMSGERR_ATTR_MSG", ("asciiz",))
 NLMSGERR_ATTR_OFFS = _expect(_ERR, "NLMSGERR_ATTR_OFFS", ("uint32",))
 
-#: The u32 metrics.  A nest holding anything else (RTAX_CC_ALGO is a string) is kept raw.
-_RTAX_U32 = frozenset(number for number, kind in _RTAX.values() if kind == "uint32")
+#: The u32 metrics: all but RTAX_CC_ALGO (a string); RTAX_FASTOPEN_NO_COOKIE (17) is
+#: newer than pyroute2's table.  A nest holding anything else is kept raw.
+_RTAX_U32 = frozenset(int(kind) for kind in RTAX if kind != RTAX.CC_ALGO)
 
 _RTMSG_FORMAT = _fields_format(rtmsg)  # family .. type, flags
 _FIBMSG_FORMAT = _fields_format(fibmsg)
@@ -282,16 +296,44 @@ def _encode_route(fmt: list[str], values: list[Any], m: RouteMessage) -> None:
         values += (8, RTA_PRIORITY, m.priority)
     if m.prefsrc is not None:
         _add_address(fmt, values, RTA_PREFSRC, m.prefsrc)
-    if m.metrics:
+    if m.congctl is not None:
+        # A string in the nest: packed on its own, then wrapped like any raw attribute.
+        nest_fmt: list[str] = ["I"]
+        nest_values: list[Any] = [0]
+        for kind, value in m.metrics:
+            nest_fmt.append(_U32_ATTR)
+            nest_values += (8, kind, value)
+        _add_string(nest_fmt, nest_values, RTAX_CC_ALGO, m.congctl)
+        _add_raw(fmt, values, ((RTA_METRICS, _pack(nest_fmt, nest_values)[4:]),))
+    elif m.metrics:
         fmt.append("HH" + _U32_ATTR * len(m.metrics))
         values += (4 + 8 * len(m.metrics), RTA_METRICS)
         for kind, value in m.metrics:
             values += (8, kind, value)
     if m.multipath is not None:
         _add_raw(fmt, values, ((RTA_MULTIPATH, pack_multipath(m.multipath)),))
+    if m.flow is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, RTA_FLOW, m.flow)
+    if m.cacheinfo is not None:
+        _add_raw(fmt, values, ((RTA_CACHEINFO, _CACHEINFO.pack(*m.cacheinfo)),))
     if m.table_id is not None:
         fmt.append(_U32_ATTR)
         values += (8, RTA_TABLE, m.table_id)
+    if m.via is not None:
+        family, address = m.via
+        _add_raw(fmt, values, ((RTA_VIA, _U16.pack(family) + address.packed),))
+    if m.pref is not None:
+        fmt.append(_U8_ATTR)
+        values += (5, RTA_PREF, m.pref)
+    if m.encap_type is not None:
+        fmt.append("HHH2x")
+        values += (6, RTA_ENCAP_TYPE, m.encap_type)
+    if m.encap is not None:
+        _add_raw(fmt, values, ((RTA_ENCAP | NLA_F_NESTED, m.encap),))
+    if m.expires is not None:
+        fmt.append(_U32_ATTR)
+        values += (8, RTA_EXPIRES, m.expires)
     if m.nexthop_id is not None:
         fmt.append(_U32_ATTR)
         values += (8, RTA_NH_ID, m.nexthop_id)
@@ -670,14 +712,32 @@ def _decode_route(payload: memoryview) -> RouteMessage:
             fields["src"] = _address(value, "RTA_SRC")
         elif number == RTA_IIF:
             fields["iif"] = _u32(value, "RTA_IIF")
-        elif number == RTA_METRICS and _all_u32_metrics(value):
-            fields["metrics"] = tuple(
-                (kind & NLA_TYPE_MASK, _u32(v, "RTA_METRICS")) for kind, v in iter_attributes(value)
-            )
+        elif number == RTA_METRICS and _known_metrics(value):
+            metrics = []
+            for kind, v in iter_attributes(value):
+                if kind & NLA_TYPE_MASK == RTAX_CC_ALGO:
+                    fields["congctl"] = _string(v, "RTAX_CC_ALGO")
+                else:
+                    metrics.append((kind & NLA_TYPE_MASK, _u32(v, "RTA_METRICS")))
+            fields["metrics"] = tuple(metrics)
         elif number == RTA_MULTIPATH:
             fields["multipath"] = _decode_multipath(value)
         elif number == RTA_NH_ID:
             fields["nexthop_id"] = _u32(value, "RTA_NH_ID")
+        elif number == RTA_FLOW:
+            fields["flow"] = _u32(value, "RTA_FLOW")
+        elif number == RTA_CACHEINFO and len(value) == _CACHEINFO.size:
+            fields["cacheinfo"] = _CACHEINFO.unpack_from(value)
+        elif number == RTA_VIA and len(value) in (6, 18):
+            fields["via"] = (_U16.unpack_from(value)[0], _address(value[2:], "RTA_VIA"))
+        elif number == RTA_PREF:
+            fields["pref"] = _u8(value, "RTA_PREF")
+        elif number == RTA_ENCAP_TYPE and len(value) >= 2:
+            fields["encap_type"] = _U16.unpack_from(value)[0]
+        elif number == RTA_ENCAP:
+            fields["encap"] = bytes(value)
+        elif number == RTA_EXPIRES:
+            fields["expires"] = _u32(value, "RTA_EXPIRES")
         else:
             other.append((nla_type, bytes(value)))
     fields["other"] = tuple(other)
@@ -744,9 +804,17 @@ def _decode_nexthop(payload: memoryview) -> NexthopMessage:
     return NexthopMessage(family, scope, protocol, flags, other=tuple(other), **fields)
 
 
-def _all_u32_metrics(value: memoryview) -> bool:
-    # A nest with a non-u32 metric (RTAX_CC_ALGO) stays raw in ``other``.
-    return all((kind & NLA_TYPE_MASK) in _RTAX_U32 for kind, _ in iter_attributes(value))
+def _known_metrics(value: memoryview) -> bool:
+    # A nest with a metric this codec does not know (or a second RTAX_CC_ALGO) stays raw
+    # in ``other``, so that re-encoding it gives the same bytes.
+    algos = 0
+    for kind, v in iter_attributes(value):
+        number = kind & NLA_TYPE_MASK
+        if number == RTAX_CC_ALGO:
+            algos += 1
+        elif number not in _RTAX_U32 or len(v) != 4:
+            return False
+    return algos <= 1
 
 
 def _decode_rule(payload: memoryview) -> RuleMessage:

@@ -96,6 +96,7 @@ class _BulkContext:
         "last",
         "mtu_config",
         "nexthop_bodies",
+        "nexthop_routes",
         "nexthops",
         "owners",
         "runs",
@@ -108,6 +109,8 @@ class _BulkContext:
         self.conn = conn
         self.mtu_config = mtu_config
         self.delete = delete
+        #: install Cilium's ``NH dev X scope link`` route before routes via NH
+        self.nexthop_routes = True
         self.devices = DeviceIndexes(conn)
         # nexthop route → True if this call created it, False if it existed, or the error
         self.nexthops: dict[NexthopKey, bool | KernelError] = {}
@@ -131,6 +134,7 @@ class _BulkContext:
                 route._type,
                 route._hops,
                 route._nh_id,
+                route._x,  # tos and source prefix are part of the key
             )
         config = self.mtu_config
         return (
@@ -146,6 +150,7 @@ class _BulkContext:
             route._priority,
             route._hops,
             route._nh_id,
+            route._x,
         )
 
     def body(self, route: Route, position: int) -> bytes | KernelError | None:
@@ -180,7 +185,7 @@ class _BulkContext:
             self.templates[key] = _Template(route._delete_body(oif), len(route._dst), None)
             return
         nexthop = None
-        if route.nexthop is not None:
+        if route.nexthop is not None and self.nexthop_routes:
             nexthop = (route.nexthop, oif, route.table or MAIN_TABLE)
             if nexthop not in self.nexthops:
                 registry = _NexthopRoutes.of(self.conn)
@@ -319,9 +324,11 @@ async def upsert_many(
     retry: RetryPolicy = _DEFAULT_RETRY,
     return_exceptions: bool = True,
     progress: Callable[[int], object] | None = None,
+    nexthop_routes: bool = True,
 ) -> list[Outcome]:
     """Upsert many routes; see :meth:`asyncroute.Connection.upsert_many`."""
     context = _BulkContext(conn, mtu_config, delete=False)
+    context.nexthop_routes = nexthop_routes
     try:
         errors = await _upsert_stream(conn, routes, context, retry, progress)
     finally:

@@ -91,6 +91,7 @@ class Connection(NetlinkConnection):
         retry: RetryPolicy = _DEFAULT_RETRY,
         return_exceptions: bool = True,
         progress: Callable[[int], object] | None = None,
+        nexthop_routes: bool = True,
     ) -> list[bool | BaseException]:
         """Upsert many routes, streamed through the window without a task per route.
 
@@ -106,6 +107,10 @@ class Connection(NetlinkConnection):
         so far.  An item that is not a Route raises TypeError at once; requests already
         sent may have been applied (nothing is rolled back then).
 
+        ``nexthop_routes=False`` writes the routes exactly as given, without Cilium's
+        ``NH dev X scope link`` route before each route via NH: the way to write back a
+        listing (``list_routes`` holds the nexthop routes it found, if any).
+
         Example::
 
             routes = (Route(f"198.18.{i >> 8}.{i & 255}/32", nexthop="192.0.2.1",
@@ -119,6 +124,7 @@ class Connection(NetlinkConnection):
             retry=retry,
             return_exceptions=return_exceptions,
             progress=progress,
+            nexthop_routes=nexthop_routes,
         )
 
     async def delete_many(

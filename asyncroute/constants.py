@@ -20,6 +20,7 @@ __all__ = [
     "NLMSG",
     "NLMSG_MIN_TYPE",
     "NLM_F",
+    "RTAX",
     "RTM",
     "RTM_F",
     "RTN",
@@ -201,6 +202,32 @@ class RTNLGRP(enum.IntEnum):
     IPV6_ROUTE = 11
     IPV6_RULE = 19
     NEXTHOP = 32
+
+
+class RTAX(enum.IntEnum):
+    """Route metrics: the attributes nested in RTA_METRICS (``linux/rtnetlink.h``).
+
+    ``LOCK`` is a bitmask: bit ``1 << RTAX_X`` locks metric X (``ip route ... mtu lock
+    1400``).  ``CC_ALGO`` is a string (the congestion control name); all others are u32.
+    """
+
+    LOCK = 1
+    MTU = 2
+    WINDOW = 3
+    RTT = 4
+    RTTVAR = 5
+    SSTHRESH = 6
+    CWND = 7
+    ADVMSS = 8
+    REORDERING = 9
+    HOPLIMIT = 10
+    INITCWND = 11
+    FEATURES = 12
+    RTO_MIN = 13
+    INITRWND = 14
+    QUICKACK = 15
+    CC_ALGO = 16
+    FASTOPEN_NO_COOKIE = 17
 
 
 class RTNH_F(enum.IntFlag):

@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv6Address
 
+from .constants import RTAX
+
 __all__ = [
     "Address",
     "AddressMessage",
@@ -28,6 +30,8 @@ __all__ = [
     "RouteMessage",
     "RuleMessage",
 ]
+
+_RTAX_MTU = RTAX.MTU
 
 #: An address attribute: 4 bytes decode as IPv4, 16 as IPv6.
 Address = IPv4Address | IPv6Address
@@ -60,8 +64,15 @@ class RouteMessage:
     """``struct rtmsg`` and its attributes (RTM_NEWROUTE / RTM_DELROUTE / RTM_GETROUTE).
 
     ``table`` is the header byte; ``table_id`` is RTA_TABLE, needed for ids ≥ 256 (see
-    :attr:`table_number`).  ``metrics`` holds the RTA_METRICS nest as ``(RTAX_*, value)``
-    pairs; :attr:`mtu` reads RTAX_MTU from it.
+    :attr:`table_number`).  ``metrics`` holds the u32 metrics of the RTA_METRICS nest as
+    ``(RTAX_*, value)`` pairs (RTAX_LOCK included, as the bitmask it is) and ``congctl``
+    its one string metric, RTAX_CC_ALGO; :attr:`mtu` reads RTAX_MTU.  ``flow`` is
+    RTA_FLOW (realms), ``via`` RTA_VIA as ``(family, address)`` (a gateway of another
+    family), ``pref`` RTA_PREF (IPv6 router preference), ``encap_type`` and ``encap``
+    RTA_ENCAP_TYPE and the payload of the RTA_ENCAP nest (lightweight tunnel, kept as
+    bytes), ``expires`` RTA_EXPIRES (seconds; sent only), ``cacheinfo`` the eight u32
+    fields of ``struct rta_cacheinfo`` (the kernel reports an IPv6 route's remaining
+    lifetime in its ``rta_expires``, in clock ticks).
     """
 
     family: int
@@ -84,6 +95,14 @@ class RouteMessage:
     multipath: tuple[MultipathHop, ...] | None = None
     table_id: int | None = None
     nexthop_id: int | None = None
+    congctl: str | None = None
+    flow: int | None = None
+    via: tuple[int, Address] | None = None
+    pref: int | None = None
+    encap_type: int | None = None
+    encap: bytes | None = None
+    expires: int | None = None
+    cacheinfo: tuple[int, int, int, int, int, int, int, int] | None = None
     other: RawAttributes = ()
 
     @property
@@ -94,10 +113,8 @@ class RouteMessage:
     @property
     def mtu(self) -> int | None:
         """RTAX_MTU from :attr:`metrics`, or ``None``."""
-        from ._codec import RTAX_MTU  # the number comes from pyroute2 via the codec
-
         for kind, value in self.metrics:
-            if kind == RTAX_MTU:
+            if kind == _RTAX_MTU:
                 return value
         return None
 

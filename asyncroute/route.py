@@ -13,12 +13,16 @@ from __future__ import annotations
 import builtins
 import contextlib
 import errno
+import os
 import weakref
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import TYPE_CHECKING, Any
 
-from ._codec import RTAX_MTU, encode_body, pack_route_body
+from ._codec import RTA_CACHEINFO, RTAX_MTU, encode_body, pack_route_body
 from ._flight import SingleFlight
+from ._frame import NLA_TYPE_MASK
 from ._links import device_index, device_name
 from ._retry import RetryPolicy
 from ._values import (
@@ -32,9 +36,22 @@ from ._values import (
     parse_prefix,
 )
 from .connection import DUMP_RETRIES, NetlinkConnection
-from .constants import AF_INET, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTM_F, RTN, RTPROT
+from .constants import (
+    AF_INET,
+    AF_INET6,
+    NLM_F,
+    RT_SCOPE,
+    RT_TABLE,
+    RTAX,
+    RTM,
+    RTM_F,
+    RTN,
+    RTNH_F,
+    RTPROT,
+)
+from .encap import Encap
 from .errors import ExistsError, KernelError, NotFoundError, kernel_error
-from .messages import Message, RouteMessage
+from .messages import Message, RawAttributes, RouteMessage
 from .multipath import Nexthop, nexthop_from_wire
 
 if TYPE_CHECKING:
@@ -44,6 +61,7 @@ __all__ = [
     "ENCRYPT_ROUTE_PROTOCOL",
     "IP6_DEFAULT_METRIC",
     "MAIN_TABLE",
+    "METRICS",
     "RTN_LOCAL",
     "Route",
     "by_mask",
@@ -69,6 +87,50 @@ _TYPE_NAMES = {t.value: t.name.lower() for t in RTN}
 _SCOPE_NAMES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
 # Route types iproute2 puts in table local unless told otherwise (iproute_modify).
 _IP_LOCAL_TABLE_TYPES = frozenset((RTN.LOCAL, RTN.BROADCAST, RTN.ANYCAST, RTN.NAT))
+_DEVICELESS_TYPES = frozenset((RTN.BLACKHOLE, RTN.UNREACHABLE, RTN.PROHIBIT, RTN.THROW))
+
+
+#: The metrics a Route takes by name (``ip route``'s words), RTAX_MTU aside: it is
+#: Cilium's ``mtu`` field.  Values are the kernel's, in its units (``rtt`` in 1/8 ms,
+#: ``rttvar`` in 1/4 ms, ``rto_min`` in ms, as RTA_METRICS carries them); ``congctl``
+#: is a string.
+METRICS: dict[str, int] = {
+    kind.name.lower(): int(kind) for kind in RTAX if kind not in (RTAX.LOCK, RTAX.MTU)
+}
+METRICS["congctl"] = METRICS.pop("cc_algo")
+_METRIC_NAMES = {number: name for name, number in METRICS.items()} | {int(RTAX.MTU): "mtu"}
+_ONLINK = int(RTNH_F.ONLINK)
+_EXTRA_FIELDS = frozenset(
+    ("tos", "source", "metrics", "locked", "onlink", "pref", "expires", "realms", "encap",
+     "other_attributes")
+)  # fmt: skip
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # USER_HZ: the unit of rta_cacheinfo.rta_expires
+
+
+@dataclass(frozen=True, slots=True)
+class _Extras:
+    """The attributes beyond Cilium's fields, set on few routes (None on the others,
+    which keeps their bodies on the packed fast path)."""
+
+    tos: int = 0
+    source: IPv4Network | IPv6Network | None = None
+    metrics: tuple[tuple[int, int], ...] = ()  # (RTAX_*, value), sorted, no MTU/LOCK
+    congctl: str | None = None
+    lock: int = 0  # RTAX_LOCK bitmask
+    onlink: bool = False
+    pref: int = 0
+    expires: int = 0
+    realms: int = 0
+    via: bool = False  # the gateway is of the other family: sent as RTA_VIA
+    encap: Encap | None = None
+    other: RawAttributes = ()
+
+
+_NO_EXTRAS = _Extras()
+#: Attributes the kernel reports that describe its state rather than the route: a
+#: listing drops them, and they are never sent (RTA_UID, RTA_TTL_PROPAGATE of MPLS
+#: answers to RTM_GETROUTE aside, the kernel adds none but these to a route dump).
+_KERNEL_ONLY = frozenset((RTA_CACHEINFO, 25))  # RTA_CACHEINFO, RTA_UID
 
 
 class Route:
@@ -90,6 +152,27 @@ class Route:
         nexthop_id: use the kernel nexthop object (or group) with this id (RTA_NH_ID,
             Linux 5.3+; see :mod:`asyncroute.nexthop`); then ``nexthop``, ``device`` and
             ``nexthops`` stay unset.
+
+    Keyword-only, for everything else the kernel keeps with a route (all default to
+    "not set", and a route that sets none of them is sent exactly as Cilium sends it):
+
+    Args:
+        tos: the TOS/DSCP byte the route matches (IPv4; part of the kernel's key).
+        source: source prefix the route matches (IPv6 ``from``; part of the key).
+        metrics: RTA_METRICS by name (see :data:`METRICS`): ``{"advmss": 1300,
+            "hoplimit": 5, "congctl": "reno"}``; values in the kernel's units.
+        locked: names of metrics whose value is locked (``mtu lock``; "mtu" included).
+        onlink: RTNH_F_ONLINK: use the gateway even if no subnet on the device holds it.
+        pref: IPv6 router preference (RTA_PREF): 0 medium, 1 high, 3 low.
+        expires: IPv6 lifetime in seconds (RTA_EXPIRES); a listed route reports what
+            remains of it.
+        realms: the route's realms (RTA_FLOW): ``to`` in the low 16 bits, ``from`` in
+            the high 16 bits (IPv4).
+        encap: a lightweight tunnel encapsulation (:class:`~asyncroute.Encap`).
+        other_attributes: ``(RTA_* number, bytes)`` pairs the library does not model,
+            sent exactly as given (a listing keeps what it could not decode here).
+
+    ``nexthop`` may be an IPv6 gateway for an IPv4 prefix (``via inet6 …``; RTA_VIA).
 
     Addresses and prefixes may be strings or ipaddress objects; the attributes are
     ipaddress objects.  Mixed address families are a ValueError.  Use :meth:`replace`
@@ -118,6 +201,7 @@ class Route:
         "_src",
         "_table",
         "_type",
+        "_x",
     )
 
     def __init__(
@@ -134,14 +218,29 @@ class Route:
         priority: int = 0,
         nexthops: Iterable[Nexthop] | None = None,
         nexthop_id: int = 0,
+        *,
+        tos: int = 0,
+        source: str | IPNetwork | None = None,
+        metrics: Mapping[str, int | str] | None = None,
+        locked: Iterable[str] = (),
+        onlink: bool = False,
+        pref: int = 0,
+        expires: int = 0,
+        realms: int = 0,
+        encap: Encap | None = None,
+        other_attributes: RawAttributes = (),
     ) -> None:
         self._family, self._dst, self._plen, self._network = parse_prefix(prefix, "prefix")
+        self._x: _Extras | None = None
+        via = False
         if nexthop is None:
             self._gateway = self._gw = None
         else:
             self._gateway, self._gw = parse_packed_address(nexthop, "nexthop")
             if len(self._gw) != len(self._dst):
-                self._mixed("nexthop", self._gateway)
+                if self._family != AF_INET:
+                    self._mixed("nexthop", self._gateway)
+                via = True  # an IPv4 route via an IPv6 gateway (Linux 5.2+)
         if local is None:
             self._local = self._src = None
         else:
@@ -181,6 +280,77 @@ class Route:
         self._nh_id = 0
         if nexthops is not None or nexthop_id:
             self._check_nexthops(nexthops, nexthop_id)
+        if (
+            tos or source is not None or metrics or locked or onlink or pref or expires
+            or realms or encap is not None or other_attributes or via
+        ):  # fmt: skip
+            self._x = self._extras(
+                tos, source, metrics, locked, onlink, pref, expires, realms, encap,
+                other_attributes, via,
+            )  # fmt: skip
+
+    def _extras(
+        self,
+        tos: int,
+        source: str | IPNetwork | None,
+        metrics: Mapping[str, int | str] | None,
+        locked: Iterable[str],
+        onlink: bool,
+        pref: int,
+        expires: int,
+        realms: int,
+        encap: Encap | None,
+        other: RawAttributes,
+        via: bool,
+    ) -> _Extras:
+        check_uint(tos, "tos", 255)
+        check_uint(pref, "pref", 255)
+        check_uint(expires, "expires", U32_MAX)
+        check_uint(realms, "realms", U32_MAX)
+        if _typeof(onlink) is not bool:
+            raise TypeError(f"onlink must be a bool, got {onlink!r}")
+        if encap is not None and not isinstance(encap, Encap):
+            raise TypeError(f"encap must be an Encap, got {encap!r}")
+        network = None
+        if source is not None:
+            try:
+                network = ip_network(source)
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"source: {source!r} is not a network prefix ({exc})") from None
+            if network.version != self.prefix.version:
+                raise ValueError(f"source: {network} is not of the family of {self.prefix}")
+        numbers: list[tuple[int, int]] = []
+        congctl = None
+        for name, value in (metrics or {}).items():
+            number = METRICS.get(name)
+            if number is None:
+                hint = " (use mtu=)" if name == "mtu" else ""
+                raise ValueError(f"metrics: unknown metric {name!r}{hint}")
+            if number == RTAX.CC_ALGO:
+                if not isinstance(value, str) or not value or "\0" in value:
+                    raise ValueError(f"metrics: congctl {value!r} is not an algorithm name")
+                congctl = value
+            else:
+                numbers.append((number, check_uint(value, f"metrics[{name!r}]", U32_MAX)))
+        lock = 0
+        for name in [locked] if isinstance(locked, str) else locked:
+            number = int(RTAX.MTU) if name == "mtu" else METRICS.get(name)
+            if number is None:
+                raise ValueError(f"locked: unknown metric {name!r}")
+            lock |= 1 << number
+        checked = []
+        for pair in other:
+            if not (
+                isinstance(pair, tuple) and len(pair) == 2
+                and isinstance(pair[0], int) and 0 < pair[0] <= 0xFFFF
+                and isinstance(pair[1], bytes)
+            ):  # fmt: skip
+                raise ValueError(f"other_attributes: {pair!r} is not a (number, bytes) pair")
+            checked.append(pair)
+        return _Extras(
+            tos, network, tuple(sorted(numbers)), congctl, lock, onlink, pref, expires,
+            realms, via, encap, tuple(checked),
+        )  # fmt: skip
 
     def _check_nexthops(self, nexthops: Iterable[Nexthop] | None, nexthop_id: int) -> None:
         # The kernel refuses a route that names its nexthop two ways ("Nexthop
@@ -275,8 +445,65 @@ class Route:
         """The kernel nexthop object this route uses (RTA_NH_ID); 0 for none."""
         return self._nh_id
 
+    @property
+    def tos(self) -> int:
+        """The TOS/DSCP byte the route matches (0: any)."""
+        return self._x.tos if self._x else 0
+
+    @property
+    def source(self) -> IPNetwork | None:
+        """The source prefix the route matches (IPv6 ``from``), or None."""
+        return self._x.source if self._x else None
+
+    @property
+    def metrics(self) -> dict[str, int | str]:
+        """RTA_METRICS by name, MTU aside (a new dict; empty when none is set)."""
+        if not self._x:
+            return {}
+        found: dict[str, int | str] = {_METRIC_NAMES[k]: v for k, v in self._x.metrics}
+        if self._x.congctl is not None:
+            found["congctl"] = self._x.congctl
+        return found
+
+    @property
+    def locked(self) -> frozenset[str]:
+        """Names of the metrics whose value is locked ("mtu" included)."""
+        lock = self._x.lock if self._x else 0
+        return frozenset(name for number, name in _METRIC_NAMES.items() if lock >> number & 1)
+
+    @property
+    def onlink(self) -> bool:
+        """RTNH_F_ONLINK: the gateway is used even if no subnet on the device holds it."""
+        return self._x.onlink if self._x else False
+
+    @property
+    def pref(self) -> int:
+        """IPv6 router preference (RTA_PREF): 0 medium, 1 high, 3 low."""
+        return self._x.pref if self._x else 0
+
+    @property
+    def expires(self) -> int:
+        """IPv6 lifetime in seconds (0: none)."""
+        return self._x.expires if self._x else 0
+
+    @property
+    def realms(self) -> int:
+        """RTA_FLOW: ``to`` realm in the low 16 bits, ``from`` in the high 16 bits."""
+        return self._x.realms if self._x else 0
+
+    @property
+    def encap(self) -> Encap | None:
+        """The lightweight tunnel encapsulation, or None."""
+        return self._x.encap if self._x else None
+
+    @property
+    def other_attributes(self) -> RawAttributes:
+        """Attributes the library does not model, kept and sent exactly as given."""
+        return self._x.other if self._x else ()
+
     def _key(self) -> tuple[object, ...]:
         return (
+            self._x,
             self._family,
             self._dst,
             self._plen,
@@ -310,8 +537,27 @@ class Route:
             f"priority={self._priority!r}"
             + (f", nexthops={list(self._hops)!r}" if self._hops else "")
             + (f", nexthop_id={self._nh_id!r}" if self._nh_id else "")
+            + "".join(f", {name}={value!r}" for name, value in self._extra_fields().items())
             + ")"
         )
+
+    def _extra_fields(self) -> dict[str, Any]:
+        """The keyword-only fields that differ from their defaults."""
+        if not self._x:
+            return {}
+        fields: dict[str, Any] = {
+            "tos": self.tos,
+            "source": self.source,
+            "metrics": self.metrics,
+            "locked": self.locked,
+            "onlink": self.onlink,
+            "pref": self.pref,
+            "expires": self.expires,
+            "realms": self.realms,
+            "encap": self.encap,
+            "other_attributes": self.other_attributes,
+        }
+        return {name: value for name, value in fields.items() if value}
 
     def replace(self, **changes: Any) -> Route:
         """A copy with the given fields changed (validated like the constructor)."""
@@ -328,8 +574,9 @@ class Route:
             "priority": self._priority,
             "nexthops": self._hops or None,
             "nexthop_id": self._nh_id,
+            **self._extra_fields(),
         }
-        unknown = changes.keys() - fields.keys()
+        unknown = changes.keys() - fields.keys() - _EXTRA_FIELDS
         if unknown:
             raise TypeError(f"Route has no field(s) {', '.join(sorted(unknown))}")
         fields.update(changes)
@@ -366,7 +613,7 @@ class Route:
             prefix=f"{self.nexthop}/{self.nexthop.max_prefixlen}",
             device=self.device,
             table=self.table,
-            scope=RT_SCOPE.LINK if self._family == AF_INET else 0,
+            scope=RT_SCOPE.LINK if self.nexthop.version == 4 else 0,
         )
 
     # ------------------------------------------------------------------ ip commands
@@ -443,7 +690,10 @@ class Route:
     # ------------------------------------------------------------------ wire form
 
     def _body(self, oif: int, mtu: int) -> bytes:
-        """The RTM_NEWROUTE body upsert sends (netlink ``routeHandle`` semantics)."""
+        """The RTM_NEWROUTE body upsert sends (netlink ``routeHandle`` semantics) for a
+        single-path route; packed in one call when it has only Cilium's fields."""
+        if self._x is not None:
+            return encode_body(self._message(oif, (), mtu))
         table = self._table or MAIN_TABLE
         scope = self._scope
         if not scope and self._type == RTN_LOCAL:
@@ -464,30 +714,54 @@ class Route:
             table if table >= 256 else None,
         )
 
-    def _hops_body(self, hop_oifs: Iterable[int], mtu: int) -> bytes:
-        """The RTM_NEWROUTE body of a multipath route (``hop_oifs``: each hop's ifindex,
-        0 for none) or of a route via a nexthop object (``hop_oifs`` empty)."""
+    def _message(self, oif: int, hop_oifs: Iterable[int], mtu: int) -> RouteMessage:
+        """The RTM_NEWROUTE body of any route as a message: a multipath route
+        (``hop_oifs``: each hop's ifindex, 0 for none), a route via a nexthop object, or
+        one with attributes beyond Cilium's (``oif``: its ifindex, 0 for none)."""
         table = self._table or MAIN_TABLE
         scope = self._scope
         if not scope and self._type == RTN_LOCAL:
             scope = RT_SCOPE.HOST
         hops = tuple(hop._wire(oif) for hop, oif in zip(self._hops, hop_oifs, strict=True))
-        return encode_body(
-            RouteMessage(
-                family=self._family,
-                dst_len=self._plen,
-                table=table if table < 256 else RT_TABLE.UNSPEC,
-                protocol=self._proto or RTPROT.BOOT,
-                scope=scope,
-                type=self._type or RTN.UNICAST,
-                dst=self.prefix.network_address,
-                priority=self._priority or None,
-                prefsrc=self._local,
-                metrics=((RTAX_MTU, mtu),) if mtu else (),
-                multipath=hops or None,
-                table_id=table if table >= 256 else None,
-                nexthop_id=self._nh_id or None,
-            )
+        single = not hops and not self._nh_id
+        x = self._x or _NO_EXTRAS
+        metrics = ((RTAX_MTU, mtu),) if mtu else ()
+        if x.lock:
+            metrics = ((int(RTAX.LOCK), x.lock), *metrics)
+        gateway = via = None
+        if self._gateway is not None:
+            if x.via:
+                via = (AF_INET6, self._gateway)
+            else:
+                gateway = self._gateway
+        return RouteMessage(
+            family=self._family,
+            dst_len=self._plen,
+            src_len=x.source.prefixlen if x.source is not None else 0,
+            tos=x.tos,
+            table=table if table < 256 else RT_TABLE.UNSPEC,
+            protocol=self._proto or RTPROT.BOOT,
+            scope=scope,
+            type=self._type or RTN.UNICAST,
+            flags=_ONLINK if x.onlink else 0,
+            dst=self.prefix.network_address,
+            src=x.source.network_address if x.source is not None else None,
+            oif=oif if single else None,
+            gateway=gateway,
+            priority=self._priority or None,
+            prefsrc=self._local,
+            metrics=metrics + x.metrics,
+            congctl=x.congctl,
+            multipath=hops or None,
+            table_id=table if table >= 256 else None,
+            nexthop_id=self._nh_id or None,
+            flow=x.realms or None,
+            via=via,
+            pref=x.pref or None,
+            encap_type=x.encap.type if x.encap is not None else None,
+            encap=x.encap.data if x.encap is not None else None,
+            expires=x.expires or None,
+            other=x.other,
         )
 
     def _delete_body(self, oif: int) -> bytes:
@@ -500,6 +774,22 @@ class Route:
         and IPv6's ``ip6_route_del`` removes every sibling.
         """
         table = self._table or MAIN_TABLE
+        if self.tos or self.source is not None:  # the rest of the kernel's key
+            return encode_body(
+                RouteMessage(
+                    family=self._family,
+                    dst_len=self._plen,
+                    src_len=self.source.prefixlen if self.source is not None else 0,
+                    tos=self.tos,
+                    table=table if table < 256 else RT_TABLE.UNSPEC,
+                    scope=self.effective_scope if self._family == AF_INET else 0,
+                    dst=self.prefix.network_address,
+                    src=self.source.network_address if self.source is not None else None,
+                    oif=oif,
+                    priority=self._key_metric(),
+                    table_id=table if table >= 256 else None,
+                )
+            )
         return pack_route_body(
             self._family,
             self._plen,
@@ -539,7 +829,12 @@ class Route:
             return False
         if self._family == AF_INET and found.scope != self.effective_scope:
             return False
-        if (found.priority or 0) != (self._key_metric() or 0):
+        if (found.priority or 0) != (self._key_metric() or 0) or found.tos != self.tos:
+            return False
+        source = self.source
+        if found.src_len != (0 if source is None else source.prefixlen) or (
+            source is not None and found.src != source.network_address
+        ):
             return False
         if self._nh_id:
             return found.nexthop_id == self._nh_id
@@ -552,9 +847,14 @@ class Route:
         return found.multipath is None and found.oif == oif and found.gateway == self._gateway
 
     def _require_device(self) -> str:
-        if not self._device and not self._hops and not self._nh_id:
+        if not self._device and not self._hops and not self._nh_id and self._needs_device():
             raise ValueError(f"device: route {self.prefix} needs a device")
         return self._device
+
+    def _needs_device(self) -> bool:
+        # Routes that drop or divert packets have no nexthop at all (fib_check_nh is not
+        # reached for them; IPv6 puts them on the loopback device).
+        return self._type not in _DEVICELESS_TYPES
 
     async def _resolve(self, conn: NetlinkConnection) -> tuple[int, tuple[int, ...]]:
         """The route's ifindex (0 for none) and its hops' ifindexes; NotFoundError
@@ -566,8 +866,8 @@ class Route:
 
     def _request_body(self, oif: int, hop_oifs: tuple[int, ...], mtu: int) -> bytes:
         """The RTM_NEWROUTE body upsert sends, for any kind of nexthop."""
-        if self._hops or self._nh_id:
-            return self._hops_body(hop_oifs, mtu)
+        if self._hops or self._nh_id or self._x:
+            return encode_body(self._message(oif, hop_oifs, mtu))
         return self._body(oif, mtu)
 
 
@@ -601,9 +901,32 @@ def _from_message(
         names = hop_devices or {}
         hops = [nexthop_from_wire(h, names.get(h.ifindex, "")) for h in found.multipath]
     single = not nexthop_id and hops is None
+    gateway = found.gateway
+    if found.via is not None and gateway is None:
+        gateway = found.via[1]
+    lock = 0
+    metrics: dict[str, int | str] = {}
+    for kind, value in found.metrics:
+        if kind == RTAX.LOCK:
+            lock = value
+        elif kind != RTAX_MTU:
+            metrics[_METRIC_NAMES[kind]] = value
+    if found.congctl is not None:
+        metrics["congctl"] = found.congctl
+    expires = found.expires or 0  # as sent (the kernel reports the cacheinfo instead)
+    if found.cacheinfo is not None and found.cacheinfo[2] > 0:
+        # ``ip`` prints rta_expires / USER_HZ, rounded down; so does this.
+        expires = found.cacheinfo[2] // _CLOCK_TICKS
+    source = None
+    if found.src_len:
+        zero = "0.0.0.0" if found.family == AF_INET else "::"
+        source = f"{found.src or zero}/{found.src_len}"
+    encap = None
+    if found.encap_type is not None or found.encap is not None:
+        encap = Encap(found.encap_type or 0, found.encap or b"")
     return Route(
         prefix=prefix,
-        nexthop=found.gateway if single else None,
+        nexthop=gateway if single else None,
         local=found.prefsrc,
         device=device if single else "",
         mtu=found.mtu or 0,
@@ -614,6 +937,18 @@ def _from_message(
         priority=found.priority or 0,
         nexthops=hops,
         nexthop_id=nexthop_id,
+        tos=found.tos,
+        source=source,
+        metrics=metrics,
+        locked=[name for number, name in _METRIC_NAMES.items() if lock >> number & 1],
+        onlink=bool(found.flags & _ONLINK) and single,
+        pref=found.pref or 0,
+        expires=expires,
+        realms=found.flow or 0,
+        encap=encap,
+        other_attributes=tuple(
+            (kind, value) for kind, value in found.other if kind & NLA_TYPE_MASK not in _KERNEL_ONLY
+        ),
     )
 
 

@@ -387,7 +387,9 @@ def raw_attributes(exclude: set[int], max_size: int = 2) -> st.SearchStrategy[Ra
 
 ROUTE_OTHER = raw_attributes({RTA_DST, RTA_SRC, RTA_IIF, RTA_OIF, RTA_GATEWAY, RTA_PRIORITY,
                               RTA_PREFSRC, RTA_METRICS, RTA_MULTIPATH, RTA_TABLE,
-                              RTA_NH_ID})  # fmt: skip
+                              RTA_NH_ID, 11, 12, 18, 20, 21, 22, 23})  # fmt: skip
+# (11 RTA_FLOW, 12 RTA_CACHEINFO, 18 RTA_VIA, 20 RTA_PREF, 21/22 RTA_ENCAP_TYPE/RTA_ENCAP,
+# 23 RTA_EXPIRES)
 RULE_OTHER = raw_attributes(
     {
         FRA_DST,
@@ -421,8 +423,26 @@ def route_round_trip_messages(draw: st.DrawFn) -> Message:
     body = draw(_ROUTE_BODIES)
     if draw(st.booleans()):
         body = replace(body, metrics=draw(any_metrics))
-    # pyroute2 has no RTA_NH_ID, so it is only round-tripped, not compared.
+    # pyroute2 has no RTA_NH_ID, so it is only round-tripped, not compared; nor are the
+    # attributes below (pyroute2 decodes RTA_VIA, RTA_ENCAP and the CC_ALGO metric its
+    # own way).
     body = replace(body, nexthop_id=draw(optional_u32), other=draw(ROUTE_OTHER))
+    if draw(st.booleans()):
+        family = draw(st.sampled_from([AF_INET, AF_INET6]))
+        body = replace(
+            body,
+            congctl=draw(st.none() | st.sampled_from(["reno", "cubic", "bbr"])),
+            flow=draw(optional_u32),
+            via=draw(st.none() | st.tuples(st.just(family), ADDRESSES[family].filter(bool))),
+            pref=draw(st.none() | u8),
+            encap_type=draw(st.none() | st.integers(0, 0xFFFF)),
+            encap=draw(st.none() | st.binary(max_size=12)),
+            expires=draw(optional_u32),
+            cacheinfo=draw(
+                st.none()
+                | st.tuples(u32, u32, st.integers(-(2**31), 2**31 - 1), u32, u32, u32, u32, u32)
+            ),
+        )
     return Message(header.type, header.flags, body, header.seq, header.port_id)
 
 

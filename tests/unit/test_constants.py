@@ -24,6 +24,7 @@ from asyncroute.constants import (
     NLMSG,
     RT_SCOPE,
     RT_TABLE,
+    RTAX,
     RTM,
     RTM_F,
     RTN,
@@ -53,6 +54,7 @@ NOT_IN_PYROUTE2: dict[tuple[str, str], str] = {
     ("RTNLGRP", "NEXTHOP"): "linux/rtnetlink.h RTNLGRP_NEXTHOP",
     ("RTNH_F", "UNRESOLVED"): "linux/rtnetlink.h RTNH_F_UNRESOLVED",
     ("RTNH_F", "TRAP"): "linux/rtnetlink.h RTNH_F_TRAP",
+    ("RTAX", "FASTOPEN_NO_COOKIE"): "linux/rtnetlink.h RTAX_FASTOPEN_NO_COOKIE (Linux 4.15)",
 }
 
 
@@ -87,6 +89,8 @@ def _cases() -> list[Any]:
     add(FR_ACT, lambda name: _module_value(fibmsg, f"FR_ACT_{name}"))
     add(RTNLGRP, lambda name: _module_value(rtnl, f"RTNLGRP_{name}"))
     add(RTNH_F, lambda name: _module_value(rtmsg, f"RTNH_F_{name}"))
+    rtax = {name: number for number, (name, _) in enumerate(rtmsg.rtmsg.metrics.nla_map)}
+    add(RTAX, lambda name: rtax.get(f"RTAX_{name}"))
     return cases
 
 
@@ -103,6 +107,7 @@ CHECKED_ENUMS = (
     RT_TABLE,
     RTNLGRP,
     RTNH_F,
+    RTAX,
 )
 
 
@@ -154,6 +159,7 @@ def test_skipped_members_are_really_missing_from_pyroute2(cls_name: str, name: s
         "RTM": "RTM_",
         "RTNLGRP": "RTNLGRP_",
         "RTNH_F": "RTNH_F_",
+        "RTAX": "RTAX_",
     }
     full = prefixes[cls_name] + name
     for module in (nl, rtnl, fibmsg, rtmsg):
