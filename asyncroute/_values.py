@@ -193,3 +193,20 @@ def check_device(value: object, field: str = "device") -> str:
     if len(_valid_devices) < 1024:
         _valid_devices.add(value)
     return value
+
+
+def check_attributes(
+    pairs: object, field: str = "other_attributes"
+) -> tuple[tuple[int, bytes], ...]:
+    """Raw netlink attributes: ``(number, bytes)`` pairs, the number in 1..0xFFFF (flag
+    bits allowed)."""
+    checked = []
+    for pair in pairs if isinstance(pairs, tuple | list) else [pairs]:
+        if not (
+            isinstance(pair, tuple) and len(pair) == 2
+            and isinstance(pair[0], int) and 0 < pair[0] <= 0xFFFF
+            and isinstance(pair[1], bytes)
+        ):  # fmt: skip
+            raise ValueError(f"{field}: {pair!r} is not a (number, bytes) pair")
+        checked.append(pair)
+    return tuple(checked)

@@ -13,13 +13,20 @@ asyncroute; a delete without hop details removes every sibling (``ip6_route_del`
 
 from __future__ import annotations
 
-from ._values import IPAddress, check_device, parse_address
+import struct
+
+from ._codec import NLA_F_NESTED, RTA_ENCAP, RTA_ENCAP_TYPE, RTA_FLOW
+from ._frame import NLA_TYPE_MASK
+from ._values import IPAddress, check_attributes, check_device, check_uint, parse_address
 from .constants import RTNH_F
-from .messages import MultipathHop
+from .encap import Encap
+from .messages import MultipathHop, RawAttributes
 
 __all__ = ["Nexthop"]
 
 _ONLINK = int(RTNH_F.ONLINK)
+_U32 = struct.Struct("=I")
+_U16 = struct.Struct("=H")
 
 
 class Nexthop:
@@ -32,6 +39,10 @@ class Nexthop:
             gateway (IPv4 only; IPv6 needs a device for each hop).
         weight: relative share of flows, 1..256 (``ip route … weight W``).
         onlink: RTNH_F_ONLINK — use the gateway even if no subnet on the device holds it.
+        realms: the hop's realms (RTA_FLOW; keyword-only), as :attr:`Route.realms`.
+        encap: the hop's encapsulation (keyword-only), an :class:`~asyncroute.Encap`.
+        other_attributes: the hop's attributes the library does not model, sent as
+            given (keyword-only; a listing keeps there what it could not decode).
 
     Immutable, hashable, compared by value.  Raises ValueError naming the bad field.
 
@@ -43,7 +54,7 @@ class Nexthop:
         ], table=100)
     """
 
-    __slots__ = ("_device", "_gateway", "_onlink", "_weight")
+    __slots__ = ("_device", "_encap", "_gateway", "_onlink", "_other", "_realms", "_weight")
 
     def __init__(
         self,
@@ -51,6 +62,10 @@ class Nexthop:
         device: str = "",
         weight: int = 1,
         onlink: bool = False,
+        *,
+        realms: int = 0,
+        encap: Encap | None = None,
+        other_attributes: RawAttributes = (),
     ) -> None:
         self._gateway = None if gateway is None else parse_address(gateway, "gateway")
         self._device = check_device(device)
@@ -63,6 +78,11 @@ class Nexthop:
             raise ValueError("gateway: a hop needs a gateway, a device, or both")
         self._weight = weight
         self._onlink = onlink
+        self._realms = check_uint(realms, "realms", 0xFFFFFFFF)
+        if encap is not None and not isinstance(encap, Encap):
+            raise TypeError(f"encap must be an Encap, got {encap!r}")
+        self._encap = encap
+        self._other = check_attributes(other_attributes)
 
     @property
     def gateway(self) -> IPAddress | None:
@@ -84,8 +104,26 @@ class Nexthop:
         """True if the gateway is used even when no connected subnet holds it."""
         return self._onlink
 
+    @property
+    def realms(self) -> int:
+        """The hop's realms (RTA_FLOW), 0 for none."""
+        return self._realms
+
+    @property
+    def encap(self) -> Encap | None:
+        """The hop's encapsulation, or None."""
+        return self._encap
+
+    @property
+    def other_attributes(self) -> RawAttributes:
+        """The hop's attributes the library does not model, sent as given."""
+        return self._other
+
     def _key(self) -> tuple[object, ...]:
-        return (self._gateway, self._device, self._weight, self._onlink)
+        return (
+            self._gateway, self._device, self._weight, self._onlink, self._realms,
+            self._encap, self._other,
+        )  # fmt: skip
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Nexthop):
@@ -98,13 +136,27 @@ class Nexthop:
     def __repr__(self) -> str:
         return (
             f"Nexthop(gateway={self._gateway!r}, device={self._device!r}, "
-            f"weight={self._weight!r}, onlink={self._onlink!r})"
+            f"weight={self._weight!r}, onlink={self._onlink!r}"
+            + (f", realms={self._realms!r}" if self._realms else "")
+            + (f", encap={self._encap!r}" if self._encap is not None else "")
+            + (f", other_attributes={self._other!r}" if self._other else "")
+            + ")"
         )
 
     def _wire(self, ifindex: int) -> MultipathHop:
         """The hop as RTA_MULTIPATH carries it, with its device's ifindex (0: none)."""
+        other: list[tuple[int, bytes]] = []
+        if self._realms:
+            other.append((RTA_FLOW, _U32.pack(self._realms)))
+        if self._encap is not None:
+            other.append((RTA_ENCAP | NLA_F_NESTED, self._encap.data))
+            other.append((RTA_ENCAP_TYPE, _U16.pack(self._encap.type)))
         return MultipathHop(
-            ifindex, self._gateway, self._weight - 1, _ONLINK if self._onlink else 0
+            ifindex,
+            self._gateway,
+            self._weight - 1,
+            _ONLINK if self._onlink else 0,
+            (*other, *self._other),
         )
 
     def _ip_tokens(self) -> list[str]:
@@ -122,4 +174,24 @@ class Nexthop:
 
 def nexthop_from_wire(hop: MultipathHop, device: str) -> Nexthop:
     """The :class:`Nexthop` of a decoded hop (``device`` is its ifindex's name)."""
-    return Nexthop(hop.gateway, device, hop.weight, bool(hop.flags & _ONLINK))
+    realms = 0
+    encap_type: int | None = None
+    encap_data: bytes | None = None
+    other: list[tuple[int, bytes]] = []
+    for kind, value in hop.other:
+        number = kind & NLA_TYPE_MASK
+        if number == RTA_FLOW and len(value) == 4:
+            realms = _U32.unpack(value)[0]
+        elif number == RTA_ENCAP_TYPE and len(value) >= 2:
+            encap_type = _U16.unpack_from(value)[0]
+        elif number == RTA_ENCAP:
+            encap_data = value
+        else:
+            other.append((kind, value))
+    encap = None
+    if encap_type is not None or encap_data is not None:
+        encap = Encap(encap_type or 0, encap_data or b"")
+    return Nexthop(
+        hop.gateway, device, hop.weight, bool(hop.flags & _ONLINK),
+        realms=realms, encap=encap, other_attributes=tuple(other),
+    )  # fmt: skip

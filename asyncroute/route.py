@@ -29,6 +29,7 @@ from ._values import (
     U32_MAX,
     IPAddress,
     IPNetwork,
+    check_attributes,
     check_device,
     check_uint,
     network_from_packed,
@@ -338,18 +339,9 @@ class Route:
             if number is None:
                 raise ValueError(f"locked: unknown metric {name!r}")
             lock |= 1 << number
-        checked = []
-        for pair in other:
-            if not (
-                isinstance(pair, tuple) and len(pair) == 2
-                and isinstance(pair[0], int) and 0 < pair[0] <= 0xFFFF
-                and isinstance(pair[1], bytes)
-            ):  # fmt: skip
-                raise ValueError(f"other_attributes: {pair!r} is not a (number, bytes) pair")
-            checked.append(pair)
         return _Extras(
             tos, network, tuple(sorted(numbers)), congctl, lock, onlink, pref, expires,
-            realms, via, encap, tuple(checked),
+            realms, via, encap, check_attributes(other),
         )  # fmt: skip
 
     def _check_nexthops(self, nexthops: Iterable[Nexthop] | None, nexthop_id: int) -> None:
