@@ -109,9 +109,10 @@ _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # USER_HZ: the unit of rta_cacheinfo.rt
 
 
 @dataclass(frozen=True, slots=True)
-class _Extras:
-    """The attributes beyond Cilium's fields, set on few routes (None on the others,
-    which keeps their bodies on the packed fast path)."""
+class RouteAttributes:
+    """A route's attributes beyond Cilium's fields (see :class:`Route`), as they go on
+    the wire.  Few routes have any: a Route without them holds None instead, which keeps
+    its body on the packed fast path."""
 
     tos: int = 0
     source: IPv4Network | IPv6Network | None = None
@@ -126,12 +127,98 @@ class _Extras:
     encap: Encap | None = None
     other: RawAttributes = ()
 
+    def message_fields(self, gateway: IPAddress | None, mtu: int) -> dict[str, Any]:
+        """The :class:`RouteMessage` fields of these attributes, with the route's
+        ``gateway`` (RTA_GATEWAY, or RTA_VIA when it is of the other family) and ``mtu``
+        (RTAX_MTU when non-zero)."""
+        metrics = ((RTAX_MTU, mtu),) if mtu else ()
+        if self.lock:
+            metrics = ((int(RTAX.LOCK), self.lock), *metrics)
+        source = self.source
+        encap = self.encap
+        return {
+            "src_len": source.prefixlen if source is not None else 0,
+            "tos": self.tos,
+            "flags": _ONLINK if self.onlink else 0,
+            "src": source.network_address if source is not None else None,
+            "gateway": None if self.via else gateway,
+            "via": (AF_INET6, gateway) if self.via and gateway is not None else None,
+            "metrics": metrics + self.metrics,
+            "congctl": self.congctl,
+            "flow": self.realms or None,
+            "pref": self.pref or None,
+            "encap_type": encap.type if encap is not None else None,
+            "encap": encap.data if encap is not None else None,
+            "expires": self.expires or None,
+            "other": self.other,
+        }
 
-_NO_EXTRAS = _Extras()
+
+_NO_EXTRAS = RouteAttributes()
 #: Attributes the kernel reports that describe its state rather than the route: a
 #: listing drops them, and they are never sent (RTA_UID, RTA_TTL_PROPAGATE of MPLS
 #: answers to RTM_GETROUTE aside, the kernel adds none but these to a route dump).
 _KERNEL_ONLY = frozenset((RTA_CACHEINFO, 25))  # RTA_CACHEINFO, RTA_UID
+
+
+def route_attributes(
+    family: int,
+    *,
+    tos: int = 0,
+    source: str | IPNetwork | None = None,
+    metrics: Mapping[str, int | str] | None = None,
+    locked: Iterable[str] = (),
+    onlink: bool = False,
+    pref: int = 0,
+    expires: int = 0,
+    realms: int = 0,
+    encap: Encap | None = None,
+    other: RawAttributes = (),
+    via: bool = False,
+) -> RouteAttributes:
+    """The attributes of a route of ``family`` beyond Cilium's fields, validated as
+    :class:`Route` documents them (a ValueError or TypeError naming the field).  ``via``:
+    the route's gateway is of the other family (sent as RTA_VIA)."""
+    check_uint(tos, "tos", 255)
+    check_uint(pref, "pref", 255)
+    check_uint(expires, "expires", U32_MAX)
+    check_uint(realms, "realms", U32_MAX)
+    if _typeof(onlink) is not bool:
+        raise TypeError(f"onlink must be a bool, got {onlink!r}")
+    if encap is not None and not isinstance(encap, Encap):
+        raise TypeError(f"encap must be an Encap, got {encap!r}")
+    network = None
+    if source is not None:
+        try:
+            network = ip_network(source)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"source: {source!r} is not a network prefix ({exc})") from None
+        if (network.version == 4) != (family == AF_INET):
+            version = 4 if family == AF_INET else 6
+            raise ValueError(f"source: {network} is not an IPv{version} prefix")
+    numbers: list[tuple[int, int]] = []
+    congctl = None
+    for name, value in (metrics or {}).items():
+        number = METRICS.get(name)
+        if number is None:
+            hint = " (use mtu=)" if name == "mtu" else ""
+            raise ValueError(f"metrics: unknown metric {name!r}{hint}")
+        if number == RTAX.CC_ALGO:
+            if not isinstance(value, str) or not value or "\0" in value:
+                raise ValueError(f"metrics: congctl {value!r} is not an algorithm name")
+            congctl = value
+        else:
+            numbers.append((number, check_uint(value, f"metrics[{name!r}]", U32_MAX)))
+    lock = 0
+    for name in [locked] if isinstance(locked, str) else locked:
+        number = int(RTAX.MTU) if name == "mtu" else METRICS.get(name)
+        if number is None:
+            raise ValueError(f"locked: unknown metric {name!r}")
+        lock |= 1 << number
+    return RouteAttributes(
+        tos, network, tuple(sorted(numbers)), congctl, lock, onlink, pref, expires,
+        realms, via, encap, check_attributes(other),
+    )  # fmt: skip
 
 
 class Route:
@@ -232,7 +319,7 @@ class Route:
         other_attributes: RawAttributes = (),
     ) -> None:
         self._family, self._dst, self._plen, self._network = parse_prefix(prefix, "prefix")
-        self._x: _Extras | None = None
+        self._x: RouteAttributes | None = None
         via = False
         if nexthop is None:
             self._gateway = self._gw = None
@@ -285,64 +372,11 @@ class Route:
             tos or source is not None or metrics or locked or onlink or pref or expires
             or realms or encap is not None or other_attributes or via
         ):  # fmt: skip
-            self._x = self._extras(
-                tos, source, metrics, locked, onlink, pref, expires, realms, encap,
-                other_attributes, via,
+            self._x = route_attributes(
+                self._family, tos=tos, source=source, metrics=metrics, locked=locked,
+                onlink=onlink, pref=pref, expires=expires, realms=realms, encap=encap,
+                other=other_attributes, via=via,
             )  # fmt: skip
-
-    def _extras(
-        self,
-        tos: int,
-        source: str | IPNetwork | None,
-        metrics: Mapping[str, int | str] | None,
-        locked: Iterable[str],
-        onlink: bool,
-        pref: int,
-        expires: int,
-        realms: int,
-        encap: Encap | None,
-        other: RawAttributes,
-        via: bool,
-    ) -> _Extras:
-        check_uint(tos, "tos", 255)
-        check_uint(pref, "pref", 255)
-        check_uint(expires, "expires", U32_MAX)
-        check_uint(realms, "realms", U32_MAX)
-        if _typeof(onlink) is not bool:
-            raise TypeError(f"onlink must be a bool, got {onlink!r}")
-        if encap is not None and not isinstance(encap, Encap):
-            raise TypeError(f"encap must be an Encap, got {encap!r}")
-        network = None
-        if source is not None:
-            try:
-                network = ip_network(source)
-            except (TypeError, ValueError) as exc:
-                raise ValueError(f"source: {source!r} is not a network prefix ({exc})") from None
-            if network.version != self.prefix.version:
-                raise ValueError(f"source: {network} is not of the family of {self.prefix}")
-        numbers: list[tuple[int, int]] = []
-        congctl = None
-        for name, value in (metrics or {}).items():
-            number = METRICS.get(name)
-            if number is None:
-                hint = " (use mtu=)" if name == "mtu" else ""
-                raise ValueError(f"metrics: unknown metric {name!r}{hint}")
-            if number == RTAX.CC_ALGO:
-                if not isinstance(value, str) or not value or "\0" in value:
-                    raise ValueError(f"metrics: congctl {value!r} is not an algorithm name")
-                congctl = value
-            else:
-                numbers.append((number, check_uint(value, f"metrics[{name!r}]", U32_MAX)))
-        lock = 0
-        for name in [locked] if isinstance(locked, str) else locked:
-            number = int(RTAX.MTU) if name == "mtu" else METRICS.get(name)
-            if number is None:
-                raise ValueError(f"locked: unknown metric {name!r}")
-            lock |= 1 << number
-        return _Extras(
-            tos, network, tuple(sorted(numbers)), congctl, lock, onlink, pref, expires,
-            realms, via, encap, check_attributes(other),
-        )  # fmt: skip
 
     def _check_nexthops(self, nexthops: Iterable[Nexthop] | None, nexthop_id: int) -> None:
         # The kernel refuses a route that names its nexthop two ways ("Nexthop
@@ -717,43 +751,21 @@ class Route:
         hops = tuple(hop._wire(oif) for hop, oif in zip(self._hops, hop_oifs, strict=True))
         single = not hops and not self._nh_id
         x = self._x or _NO_EXTRAS
-        metrics = ((RTAX_MTU, mtu),) if mtu else ()
-        if x.lock:
-            metrics = ((int(RTAX.LOCK), x.lock), *metrics)
-        gateway = via = None
-        if self._gateway is not None:
-            if x.via:
-                via = (AF_INET6, self._gateway)
-            else:
-                gateway = self._gateway
         return RouteMessage(
             family=self._family,
             dst_len=self._plen,
-            src_len=x.source.prefixlen if x.source is not None else 0,
-            tos=x.tos,
             table=table if table < 256 else RT_TABLE.UNSPEC,
             protocol=self._proto or RTPROT.BOOT,
             scope=scope,
             type=self._type or RTN.UNICAST,
-            flags=_ONLINK if x.onlink else 0,
             dst=self.prefix.network_address,
-            src=x.source.network_address if x.source is not None else None,
             oif=oif if single else None,
-            gateway=gateway,
             priority=self._priority or None,
             prefsrc=self._local,
-            metrics=metrics + x.metrics,
-            congctl=x.congctl,
             multipath=hops or None,
             table_id=table if table >= 256 else None,
             nexthop_id=self._nh_id or None,
-            flow=x.realms or None,
-            via=via,
-            pref=x.pref or None,
-            encap_type=x.encap.type if x.encap is not None else None,
-            encap=x.encap.data if x.encap is not None else None,
-            expires=x.expires or None,
-            other=x.other,
+            **x.message_fields(self._gateway, mtu),
         )
 
     def _delete_body(self, oif: int) -> bytes:
