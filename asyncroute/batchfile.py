@@ -43,11 +43,15 @@ from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
-from ._codec import RTAX_MTU, encode_body, pack_route_body
+from . import ip_route_words as words
+from ._codec import encode_body, pack_route_body
 from .constants import AF_INET, AF_INET6, AF_UNSPEC, FR_ACT, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTN
 from .constants import RTNH_F as _RTNH_F
 from .constants import RTPROT as _RTPROT
+from .encap import Encap
 from .messages import MultipathHop, RouteMessage, RuleMessage
+from .multipath import hop_attributes
+from .route import RouteAttributes
 
 __all__ = [
     "Change",
@@ -86,8 +90,7 @@ _MAX_PLEN = {AF_INET: 32, AF_INET6: 128}
 _ADDRESS_SIZE = {AF_INET: 4, AF_INET6: 16}
 
 
-class ParseError(ValueError):
-    """A command that cannot be turned into a request; the message says why."""
+ParseError = words.ParseError
 
 
 # ------------------------------------------------------------------ ip's little helpers
@@ -445,12 +448,19 @@ class HopChange:
     device: str | None = None
     weight: int = 1
     flags: int = 0
+    realms: int = 0
+    encap: Encap | None = None
 
     def ip_args(self, family: int) -> list[str]:
-        """``nexthop via GW dev D weight W [onlink]`` (what ``ip route show`` prints)."""
+        """``nexthop [encap …] via GW [realms R] dev D weight W [onlink]`` (what ``ip
+        route show`` prints)."""
         argv = ["nexthop"]
+        if self.encap is not None:
+            argv += words.encap_words(self.encap)
         if self.gateway is not None:
-            argv += ["via", _address_text(family, self.gateway)]
+            argv += ["via", *_via_text(family, self.gateway)]
+        if self.realms:
+            argv += words.realms_text(self.realms)
         if self.device is not None:
             argv += ["dev", self.device]
         argv += ["weight", str(self.weight)]
@@ -486,6 +496,7 @@ class RouteChange:
     hops: tuple[HopChange, ...] = ()
     nhid: int | None = None
     rtm_flags: int = 0
+    attributes: RouteAttributes | None = None
 
     def devices(self) -> list[str]:
         """The device names the request needs, ``device`` first, then the hops'."""
@@ -498,7 +509,7 @@ class RouteChange:
         (0: none) and the hops' ifindexes ``hop_oifs`` (one per hop with a device, in
         order)."""
         table = self.table
-        if not (self.hops or self.nhid is not None or self.rtm_flags):
+        if not (self.hops or self.nhid is not None or self.rtm_flags or self.attributes):
             return pack_route_body(
                 self.family,
                 self.dst_len,
@@ -528,9 +539,13 @@ class RouteChange:
                 None if hop.gateway is None else ip_address(hop.gateway),
                 hop.weight - 1,
                 hop.flags,
+                hop_attributes(hop.realms, hop.encap),
             )
             for hop in self.hops
         )
+        gateway = None if self.gateway is None else ip_address(self.gateway)
+        fields = (self.attributes or _NO_ATTRIBUTES).message_fields(gateway, self.mtu)
+        fields["flags"] |= self.rtm_flags
         return encode_body(
             RouteMessage(
                 family=self.family,
@@ -539,16 +554,14 @@ class RouteChange:
                 protocol=self.protocol,
                 scope=self.scope,
                 type=self.type,
-                flags=self.rtm_flags,
                 dst=ip_address(self.dst or bytes(_ADDRESS_SIZE[self.family])),
                 oif=oif or None,
-                gateway=None if self.gateway is None else ip_address(self.gateway),
                 priority=self.priority,
                 prefsrc=None if self.prefsrc is None else ip_address(self.prefsrc),
-                metrics=((RTAX_MTU, self.mtu),) if self.mtu else (),
                 multipath=hops or None,
                 table_id=table if table >= 256 else None,
                 nexthop_id=self.nhid,
+                **fields,
             )
         )
 
@@ -570,10 +583,11 @@ class RouteChange:
         if self.type != (RTN.UNSPEC if deleting else RTN.UNICAST):
             argv.append(type_name(self.type))
         argv.append(self.prefix)
+        argv += words.head_words(self.attributes)
         if self.nhid is not None:
             argv += ["nhid", str(self.nhid)]
         if self.gateway is not None:
-            argv += ["via", _address_text(self.family, self.gateway)]
+            argv += ["via", *_via_text(self.family, self.gateway)]
         if self.device is not None:
             argv += ["dev", self.device]
         if self.rtm_flags & _ONLINK:
@@ -589,8 +603,8 @@ class RouteChange:
             argv += ["metric", str(self.priority)]
         if self.prefsrc is not None:
             argv += ["src", _address_text(self.family, self.prefsrc)]
-        if self.mtu:
-            argv += ["mtu", str(self.mtu)]
+        tail = words.tail_words(self.attributes, self.mtu)
+        argv += [word for word in tail if not (word == "onlink" and self.rtm_flags & _ONLINK)]
         for hop in self.hops:  # ip reads nexthops up to the end of the line
             argv += hop.ip_args(self.family)
         return argv
@@ -602,34 +616,15 @@ class RouteChange:
 #: The protocol ``ip`` gives the routes it adds (``proto boot``).
 RTPROT_BOOT = int(_RTPROT.BOOT)
 
-_UNSUPPORTED_ROUTE_EXACT = frozenset(
-    (
-        "as",
-        "from",
-        "tos",
-        "expires",
-        "hoplimit",
-        "advmss",
-        "rtt",
-        "rto_min",
-        "encap",
-        "ttl-propagate",
-    )
-)
-_UNSUPPORTED_ROUTE_PREFIX = (
-    "dsfield",
-    "reordering",
-    "window",
-    "cwnd",
-    "initcwnd",
-    "initrwnd",
-    "features",
-    "quickack",
-    "congctl",
-    "rttvar",
-    "ssthresh",
-    "realms",
-)
+_NO_ATTRIBUTES = RouteAttributes()
+
+
+def _via_text(family: int, gateway: bytes) -> list[str]:
+    """``GW``, or ``inet6 GW`` for a gateway of the other family (RTA_VIA)."""
+    other = len(gateway) != _ADDRESS_SIZE[family]
+    gateway_family = AF_INET6 if len(gateway) == 16 else AF_INET
+    text = _address_text(gateway_family, gateway)
+    return ["inet6" if gateway_family == AF_INET6 else "inet", text] if other else [text]
 
 
 def _unsupported(word: str, what: str) -> ParseError:
@@ -666,10 +661,16 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
     hops: tuple[HopChange, ...] = ()
     nhid: int | None = None
     rtm_flags = 0
+    via = False
+    attributes = words.AttributeParser(family)
     index = 0
     count = len(args)
     while index < count:
         word = args[index]
+        consumed = attributes.parse(args, index)
+        if consumed is not None:
+            index = consumed + 1
+            continue
         if word == "nexthop":
             # iproute_modify() stops at "nexthop": the rest of the line is nexthops.
             family, hops = _parse_nexthops(args[index:], family)
@@ -689,12 +690,13 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
             elif text in ("link", "ipx", "dnet", "mpls", "bridge"):
                 raise _unsupported(text, f"a {text} gateway")
             via_family, gateway = parse_address(text, via_family or family, "via")
-            if family not in (AF_UNSPEC, via_family):
-                raise _unsupported("via", "a gateway of another family (RTA_VIA)")
-            family = via_family
-        elif word in _UNSUPPORTED_ROUTE_EXACT or any(
-            matches(word, k) for k in _UNSUPPORTED_ROUTE_PREFIX[:1]
-        ):
+            if family == AF_INET and via_family == AF_INET6:
+                via = True  # an IPv4 route via an IPv6 gateway: RTA_VIA
+            elif family not in (AF_UNSPEC, via_family):
+                raise _unsupported("via", "an IPv6 route via an IPv4 gateway")
+            else:
+                family = via_family
+        elif word in ("as", "ttl-propagate"):
             raise _unsupported(word, "this attribute")
         elif matches(word, "metric") or matches(word, "priority") or word == "preference":
             index += 1
@@ -702,16 +704,6 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
         elif word == "scope":
             index += 1
             scope = scope_number(_next(args, index, word))
-        elif word == "mtu":
-            index += 1
-            text = _next(args, index, word)
-            if text == "lock":
-                raise _unsupported("mtu lock", "a locked MTU")
-            mtu = strtoul(text, '"mtu" value')
-            if mtu == 0:
-                raise _unsupported("mtu 0", "an explicit zero MTU")
-        elif any(matches(word, k) for k in _UNSUPPORTED_ROUTE_PREFIX[1:]):
-            raise _unsupported(word, "this route metric")
         elif matches(word, "protocol"):
             index += 1
             protocol = protocol_number(_next(args, index, word))
@@ -723,8 +715,6 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
         elif word in ("dev", "oif"):
             index += 1
             device = _device_name(_next(args, index, word))
-        elif matches(word, "pref"):
-            raise _unsupported(word, "an IPv6 router preference")
         elif word == "nhid":
             index += 1
             nhid = strtoul(_next(args, index, word), '"id" value')
@@ -754,6 +744,11 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
         raise ParseError("no destination prefix")
     if family == AF_UNSPEC:
         family = AF_INET
+    mtu = attributes.mtu
+    if "mtu" in attributes.metrics or (mtu == 0 and "mtu" in attributes.locked):
+        raise _unsupported("mtu 0", "an explicit zero MTU")
+    attributes.family = family
+    route_attributes = attributes.attributes(via=via)
     if not dst:
         dst = bytes(_ADDRESS_SIZE[family])
     if rtype is None:
@@ -784,6 +779,7 @@ def parse_route(verb: str, args: Sequence[str], family: int = AF_UNSPEC) -> tupl
         hops,
         nhid,
         rtm_flags,
+        route_attributes,
     )
     return change, prefix_index
 
@@ -801,7 +797,8 @@ def _parse_nexthops(args: Sequence[str], family: int) -> tuple[int, tuple[HopCha
             raise ParseError('unexpected end of line after "nexthop"')
         gateway: bytes | None = None
         device: str | None = None
-        weight, flags = 1, 0
+        weight, flags, realms = 1, 0, 0
+        encap: Encap | None = None
         index += 1
         while index < count:
             word = args[index]
@@ -830,12 +827,17 @@ def _parse_nexthops(args: Sequence[str], family: int) -> tuple[int, tuple[HopCha
                     raise ParseError(f'"weight" is invalid: "{text}" (1..256)')
             elif word == "onlink":
                 flags |= _ONLINK
-            elif matches(word, "realms") or word in ("encap", "as"):
+            elif word in ("realm", "realms"):
+                index += 1
+                realms = words.parse_realms(_next(args, index, word))
+            elif word == "encap":
+                encap, index = words.parse_encap(args, index + 1)
+            elif word == "as":
                 raise _unsupported(word, "this nexthop attribute")
             else:
                 break
             index += 1
-        hops.append(HopChange(gateway, device, weight, flags))
+        hops.append(HopChange(gateway, device, weight, flags, realms, encap))
     return family, tuple(hops)
 
 
@@ -1197,7 +1199,7 @@ def iter_batch_lines(text: str) -> Iterator[tuple[int, str]]:
 
 # ------------------------------------------------------------------ ip -json objects
 
-_IGNORED_ROUTE_KEYS = frozenset(("flags", "pref", "expires", "cache", "cacheinfo", "family"))
+_IGNORED_ROUTE_KEYS = frozenset(("flags", "cache", "cacheinfo", "family"))
 _STATUS_FLAGS = frozenset(
     ("dead", "linkdown", "offload", "trap", "offload_failed", "pervasive", "notify", "unresolved")
 )
@@ -1213,11 +1215,12 @@ _ROUTE_KEYS = frozenset(
         "scope",
         "metric",
         "prefsrc",
-        "metrics",
+        "via",
         "nexthops",
+        *words.JSON_KEYS,
     )
 )
-_HOP_KEYS = frozenset(("gateway", "dev", "weight", "flags"))
+_HOP_KEYS = frozenset(("gateway", "dev", "weight", "flags", "flow", "encap"))
 _RULE_KEYS = frozenset(
     (
         "priority",
@@ -1297,6 +1300,8 @@ def _json_hops(obj: Mapping[str, Any], family: int) -> tuple[int, tuple[HopChang
     for item in items:
         if not isinstance(item, dict):
             raise ParseError(f'"nexthops": expected a nexthop object, got {item!r}')
+        if isinstance(item.get("encap"), str):
+            words.encap_from_json(item["encap"])
         unknown = item.keys() - _HOP_KEYS
         if unknown:
             raise ParseError(f"unsupported nexthop field(s): {', '.join(sorted(unknown))}")
@@ -1312,7 +1317,10 @@ def _json_hops(obj: Mapping[str, Any], family: int) -> tuple[int, tuple[HopChang
         weight = strtoul(_json_text(item.get("weight", 1), "weight"), '"weight"', 256)
         if weight == 0:
             raise ParseError('"nexthops": "weight" must be 1..256')
-        hops.append(HopChange(gateway, device, weight, _json_flags(item, "nexthop")))
+        realms = words.realms_from_json(item["flow"]) if "flow" in item else 0
+        encap = words.encap_from_json(item["encap"]) if "encap" in item else None
+        flags = _json_flags(item, "nexthop")
+        hops.append(HopChange(gateway, device, weight, flags, realms, encap))
     return family, tuple(hops)
 
 
@@ -1326,12 +1334,12 @@ def route_from_json(obj: Mapping[str, Any]) -> RouteChange:
     with ``"nhid"`` uses that nexthop object: its ``"gateway"``, ``"dev"``,
     ``"nexthops"`` and ``onlink`` are the object's (``ip`` shows them with
     ``net.ipv4.nexthop_compat_mode``, the default) and are not sent."""
+    if isinstance(obj.get("encap"), str):  # ip -json's flat form: say why it cannot be read
+        words.encap_from_json(obj["encap"])
     unknown = obj.keys() - _ROUTE_KEYS - _IGNORED_ROUTE_KEYS
     if unknown:
         raise ParseError(f"unsupported route field(s): {', '.join(sorted(unknown))}")
     rtm_flags = _json_flags(obj, "route")
-    if obj.get("pref", "medium") != "medium":
-        raise ParseError(f'"pref": asyncroute cannot send router preference {obj["pref"]!r}')
     family = _json_family(obj)
     if "dst" not in obj:
         raise ParseError('a route object needs "dst"')
@@ -1361,19 +1369,19 @@ def route_from_json(obj: Mapping[str, Any]) -> RouteChange:
     gateway = prefsrc = None
     if "gateway" in obj:
         gateway = parse_address(_json_text(obj["gateway"], "gateway"), family, "gateway")[1]
+    via = False
+    if "via" in obj:  # a gateway of the other family: {"family": "inet6", "host": ADDR}
+        value = obj["via"]
+        if gateway is not None or not isinstance(value, dict) or "host" not in value:
+            raise ParseError(f'"via": expected {{"family": …, "host": …}} alone, got {value!r}')
+        gateway_family = _json_family(value)
+        gateway = parse_address(_json_text(value["host"], "via"), gateway_family, "via")[1]
+        via = len(gateway) != _ADDRESS_SIZE[family]
+        if via and family != AF_INET:
+            raise _unsupported("via", "an IPv6 route via an IPv4 gateway")
     if "prefsrc" in obj:
         prefsrc = parse_address(_json_text(obj["prefsrc"], "prefsrc"), family, "prefsrc")[1]
-    mtu = 0
-    metrics = obj.get("metrics", [])
-    if isinstance(metrics, dict):
-        metrics = [metrics]
-    if not isinstance(metrics, list):
-        raise ParseError(f'"metrics": expected a list, got {metrics!r}')
-    for item in metrics:
-        if not isinstance(item, dict) or item.keys() - {"mtu"}:
-            raise ParseError(f'"metrics": asyncroute sends only "mtu", got {item!r}')
-        if "mtu" in item:
-            mtu = strtoul(_json_text(item["mtu"], "mtu"), "mtu")
+    attributes, mtu = words.attributes_from_json(obj, family, via=via)
     device = obj.get("dev")
     if device is not None and not isinstance(device, str):
         raise ParseError(f'"dev": expected a device name, got {device!r}')
@@ -1396,6 +1404,7 @@ def route_from_json(obj: Mapping[str, Any]) -> RouteChange:
         hops,
         nhid,
         rtm_flags,
+        attributes,
     )
 
 

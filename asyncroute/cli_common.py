@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
 
+from . import ip_route_words as ip_words
 from .constants import FR_ACT
 
 if TYPE_CHECKING:
@@ -167,10 +168,13 @@ def route_json(route: Route) -> dict[str, Any]:
     data: dict[str, Any] = {
         "type": type_name(route.type or 1),
         "dst": _dst(route),
+        **ip_words.head_json(route._x),
     }
     if route.nexthop_id:
         data["nhid"] = route.nexthop_id
-    if route.nexthop is not None:
+    if route.nexthop is not None and route.nexthop.version != route.prefix.version:
+        data["via"] = {"family": "inet6", "host": str(route.nexthop)}
+    elif route.nexthop is not None:
         data["gateway"] = str(route.nexthop)
     if route.device:
         data["dev"] = route.device
@@ -181,22 +185,31 @@ def route_json(route: Route) -> dict[str, Any]:
         data["metric"] = route.priority
     if route.local is not None:
         data["prefsrc"] = str(route.local)
-    if route.mtu:
-        data["metrics"] = [{"mtu": route.mtu}]
+    tail = ip_words.tail_json(route._x, route.mtu)
+    other = tail.pop("other_attributes", None)
+    data.update(tail)
     if route.nexthops:
         data["nexthops"] = [_hop_json(hop) for hop in route.nexthops]
+    if other:
+        data["other_attributes"] = other
     return data
 
 
 def _hop_json(hop: Nexthop) -> dict[str, Any]:
     data: dict[str, Any] = {}
+    if hop.encap is not None:
+        data["encap"] = ip_words.encap_json(hop.encap)
     if hop.gateway is not None:
         data["gateway"] = str(hop.gateway)
+    if hop.realms:
+        data["flow"] = ip_words.realms_json(hop.realms)
     if hop.device:
         data["dev"] = hop.device
     data["weight"] = hop.weight
     if hop.onlink:
         data["flags"] = ["onlink"]
+    if hop.other_attributes:
+        data["other_attributes"] = [[n, value.hex()] for n, value in hop.other_attributes]
     return data
 
 
@@ -217,29 +230,33 @@ def route_text(route: Route, hop_separator: str = " ") -> str:
     own, as ``ip route show`` does."""
     from .batchfile import protocol_name, scope_name, table_name, type_name
 
-    words = []
+    out = []
     if route.type not in (0, 1):
-        words.append(type_name(route.type))
-    words.append(_dst(route))
+        out.append(type_name(route.type))
+    out.append(_dst(route))
+    out += ip_words.head_words(route._x)
     if route.nexthop_id:
-        words += ["nhid", str(route.nexthop_id)]
-    if route.nexthop is not None:
-        words += ["via", str(route.nexthop)]
+        out += ["nhid", str(route.nexthop_id)]
+    if route.nexthop is not None and route.nexthop.version != route.prefix.version:
+        out += ["via", "inet6", str(route.nexthop)]
+    elif route.nexthop is not None:
+        out += ["via", str(route.nexthop)]
     if route.device:
-        words += ["dev", route.device]
+        out += ["dev", route.device]
     if route.table_id != 254:
-        words += ["table", table_name(route.table_id)]
+        out += ["table", table_name(route.table_id)]
     if route.proto not in (0, 3):
-        words += ["proto", protocol_name(route.proto)]
+        out += ["proto", protocol_name(route.proto)]
     if route.effective_scope:
-        words += ["scope", scope_name(route.effective_scope)]
-    if route.priority:
-        words += ["metric", str(route.priority)]
+        out += ["scope", scope_name(route.effective_scope)]
     if route.local is not None:
-        words += ["src", str(route.local)]
-    if route.mtu:
-        words += ["mtu", str(route.mtu)]
-    text = " ".join(words)
+        out += ["src", str(route.local)]
+    if route.priority:
+        out += ["metric", str(route.priority)]
+    out += ip_words.tail_words(route._x, route.mtu)
+    if route.other_attributes:
+        out += ["other", ",".join(f"{n}:{value.hex()}" for n, value in route.other_attributes)]
+    text = " ".join(out)
     for hop in route.nexthops:
         text += hop_separator + hop_text(hop)
     return text
@@ -247,15 +264,19 @@ def route_text(route: Route, hop_separator: str = " ") -> str:
 
 def hop_text(hop: Nexthop) -> str:
     """``nexthop via GW dev D weight W [onlink]``, as ``ip route`` writes one hop."""
-    words = ["nexthop"]
+    out = ["nexthop"]
+    if hop.encap is not None:
+        out += ip_words.encap_words(hop.encap)
     if hop.gateway is not None:
-        words += ["via", str(hop.gateway)]
+        out += ["via", str(hop.gateway)]
+    if hop.realms:
+        out += ip_words.realms_text(hop.realms)
     if hop.device:
-        words += ["dev", hop.device]
-    words += ["weight", str(hop.weight)]
+        out += ["dev", hop.device]
+    out += ["weight", str(hop.weight)]
     if hop.onlink:
-        words.append("onlink")
-    return " ".join(words)
+        out.append("onlink")
+    return " ".join(out)
 
 
 def rule_json(rule: Rule, family: int | None = None) -> dict[str, Any]:

@@ -145,18 +145,12 @@ class Nexthop:
 
     def _wire(self, ifindex: int) -> MultipathHop:
         """The hop as RTA_MULTIPATH carries it, with its device's ifindex (0: none)."""
-        other: list[tuple[int, bytes]] = []
-        if self._realms:
-            other.append((RTA_FLOW, _U32.pack(self._realms)))
-        if self._encap is not None:
-            other.append((RTA_ENCAP | NLA_F_NESTED, self._encap.data))
-            other.append((RTA_ENCAP_TYPE, _U16.pack(self._encap.type)))
         return MultipathHop(
             ifindex,
             self._gateway,
             self._weight - 1,
             _ONLINK if self._onlink else 0,
-            (*other, *self._other),
+            hop_attributes(self._realms, self._encap, self._other),
         )
 
     def _ip_tokens(self) -> list[str]:
@@ -170,6 +164,18 @@ class Nexthop:
         if self._onlink:
             tokens.append("onlink")
         return tokens
+
+
+def hop_attributes(realms: int, encap: Encap | None, other: RawAttributes = ()) -> RawAttributes:
+    """The attributes of one RTA_MULTIPATH hop after its gateway: RTA_FLOW, the
+    encapsulation (RTA_ENCAP, RTA_ENCAP_TYPE), then ``other`` as given."""
+    attributes: list[tuple[int, bytes]] = []
+    if realms:
+        attributes.append((RTA_FLOW, _U32.pack(realms)))
+    if encap is not None:
+        attributes.append((RTA_ENCAP | NLA_F_NESTED, encap.data))
+        attributes.append((RTA_ENCAP_TYPE, _U16.pack(encap.type)))
+    return (*attributes, *other)
 
 
 def nexthop_from_wire(hop: MultipathHop, device: str) -> Nexthop:
