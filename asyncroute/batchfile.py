@@ -51,7 +51,7 @@ from .constants import RTPROT as _RTPROT
 from .encap import Encap
 from .messages import MultipathHop, RouteMessage, RuleMessage
 from .multipath import hop_attributes
-from .route import RouteAttributes
+from .route_attributes import RouteAttributes
 
 __all__ = [
     "Change",
@@ -603,7 +603,7 @@ class RouteChange:
             argv += ["metric", str(self.priority)]
         if self.prefsrc is not None:
             argv += ["src", _address_text(self.family, self.prefsrc)]
-        tail = words.tail_words(self.attributes, self.mtu)
+        tail = words.tail_words(self.attributes, self.mtu, for_add=True)
         argv += [word for word in tail if not (word == "onlink" and self.rtm_flags & _ONLINK)]
         for hop in self.hops:  # ip reads nexthops up to the end of the line
             argv += hop.ip_args(self.family)

@@ -24,7 +24,7 @@ from typing import Any
 
 from .constants import RTAX
 from .encap import ENCAP_TYPE, TUNNEL_FLAGS, Encap
-from .route import METRICS, RouteAttributes, route_attributes
+from .route_attributes import METRICS, RouteAttributes, route_attributes
 
 __all__ = [
     "PREF_NAMES",
@@ -337,10 +337,15 @@ def head_words(attrs: RouteAttributes | None) -> list[str]:
     return words
 
 
-def tail_words(attrs: RouteAttributes | None, mtu: int) -> list[str]:
+def tail_words(attrs: RouteAttributes | None, mtu: int, *, for_add: bool = False) -> list[str]:
     """The words ``ip route show`` prints after the metric: flags, realms, expires, the
     metrics (``mtu lock 1400``, ``rtt 100ms``, ``features ecn``, ``congctl cubic``),
-    the router preference."""
+    the router preference.
+
+    ``for_add``: the words ``ip route add`` reads instead (``expires 300``; ``rto_min``
+    without ``lock``, which ``ip`` always sets); ValueError for what ``ip route add``
+    cannot write: an unlocked ``rto_min``, features other than ecn, attributes the
+    library does not model."""
     words: list[str] = []
     if attrs is not None:
         if attrs.onlink:
@@ -348,10 +353,16 @@ def tail_words(attrs: RouteAttributes | None, mtu: int) -> list[str]:
         if attrs.realms:
             words += realms_text(attrs.realms)
         if attrs.expires:
-            words += ["expires", f"{attrs.expires}sec"]
+            words += ["expires", str(attrs.expires) if for_add else f"{attrs.expires}sec"]
+        if for_add and attrs.other:
+            numbers = ", ".join(str(number) for number, _ in attrs.other)
+            raise ValueError(f"other_attributes: ip cannot write attribute(s) {numbers}")
     for name, value in _metric_items(attrs, mtu):
         words.append(name)
-        if _locked(attrs, name):
+        locked = _locked(attrs, name)
+        if for_add and name == "rto_min" and not locked:
+            raise ValueError("metrics: ip route add always locks rto_min; this one is not locked")
+        if locked and not (for_add and name == "rto_min"):
             words.append("lock")
         if name in _TIME_METRICS:
             assert isinstance(value, int)
@@ -359,6 +370,8 @@ def tail_words(attrs: RouteAttributes | None, mtu: int) -> list[str]:
             words.append(f"{ms}ms" if isinstance(ms, int) else str(value))
         elif name == "features":
             assert isinstance(value, int)
+            if for_add and value != _FEATURE_ECN:
+                raise ValueError(f"metrics: ip route add writes only features ecn, not {value:#x}")
             words.append("ecn" if value == _FEATURE_ECN else hex(value))
         else:
             words.append(str(value))

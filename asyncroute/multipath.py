@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 
+from . import ip_route_words as ip_words
 from ._codec import NLA_F_NESTED, RTA_ENCAP, RTA_ENCAP_TYPE, RTA_FLOW
 from ._frame import NLA_TYPE_MASK
 from ._values import IPAddress, check_attributes, check_device, check_uint, parse_address
@@ -155,9 +156,16 @@ class Nexthop:
 
     def _ip_tokens(self) -> list[str]:
         """``nexthop via GW dev D weight W onlink`` for ``ip route``."""
+        if self._other:
+            numbers = ", ".join(str(number) for number, _ in self._other)
+            raise ValueError(f"other_attributes: ip cannot write hop attribute(s) {numbers}")
         tokens = ["nexthop"]
+        if self._encap is not None:
+            tokens += ip_words.encap_words(self._encap)
         if self._gateway is not None:
             tokens += ["via", str(self._gateway)]
+        if self._realms:
+            tokens += ip_words.realms_text(self._realms)
         if self._device:
             tokens += ["dev", self._device]
         tokens += ["weight", str(self._weight)]

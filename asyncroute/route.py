@@ -16,10 +16,9 @@ import errno
 import os
 import weakref
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
-from ipaddress import IPv4Network, IPv6Network, ip_network
 from typing import TYPE_CHECKING, Any
 
+from . import ip_route_words as ip_words
 from ._codec import RTA_CACHEINFO, RTAX_MTU, encode_body, pack_route_body
 from ._flight import SingleFlight
 from ._frame import NLA_TYPE_MASK
@@ -29,7 +28,6 @@ from ._values import (
     U32_MAX,
     IPAddress,
     IPNetwork,
-    check_attributes,
     check_device,
     check_uint,
     network_from_packed,
@@ -39,7 +37,6 @@ from ._values import (
 from .connection import DUMP_RETRIES, NetlinkConnection
 from .constants import (
     AF_INET,
-    AF_INET6,
     NLM_F,
     RT_SCOPE,
     RT_TABLE,
@@ -54,6 +51,7 @@ from .encap import Encap
 from .errors import ExistsError, KernelError, NotFoundError, kernel_error
 from .messages import Message, RawAttributes, RouteMessage
 from .multipath import Nexthop, nexthop_from_wire
+from .route_attributes import METRIC_NAMES, METRICS, RouteAttributes, route_attributes
 
 if TYPE_CHECKING:
     from .mtu import Configuration
@@ -91,15 +89,6 @@ _IP_LOCAL_TABLE_TYPES = frozenset((RTN.LOCAL, RTN.BROADCAST, RTN.ANYCAST, RTN.NA
 _DEVICELESS_TYPES = frozenset((RTN.BLACKHOLE, RTN.UNREACHABLE, RTN.PROHIBIT, RTN.THROW))
 
 
-#: The metrics a Route takes by name (``ip route``'s words), RTAX_MTU aside: it is
-#: Cilium's ``mtu`` field.  Values are the kernel's, in its units (``rtt`` in 1/8 ms,
-#: ``rttvar`` in 1/4 ms, ``rto_min`` in ms, as RTA_METRICS carries them); ``congctl``
-#: is a string.
-METRICS: dict[str, int] = {
-    kind.name.lower(): int(kind) for kind in RTAX if kind not in (RTAX.LOCK, RTAX.MTU)
-}
-METRICS["congctl"] = METRICS.pop("cc_algo")
-_METRIC_NAMES = {number: name for name, number in METRICS.items()} | {int(RTAX.MTU): "mtu"}
 _ONLINK = int(RTNH_F.ONLINK)
 _EXTRA_FIELDS = frozenset(
     ("tos", "source", "metrics", "locked", "onlink", "pref", "expires", "realms", "encap",
@@ -108,117 +97,11 @@ _EXTRA_FIELDS = frozenset(
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # USER_HZ: the unit of rta_cacheinfo.rta_expires
 
 
-@dataclass(frozen=True, slots=True)
-class RouteAttributes:
-    """A route's attributes beyond Cilium's fields (see :class:`Route`), as they go on
-    the wire.  Few routes have any: a Route without them holds None instead, which keeps
-    its body on the packed fast path."""
-
-    tos: int = 0
-    source: IPv4Network | IPv6Network | None = None
-    metrics: tuple[tuple[int, int], ...] = ()  # (RTAX_*, value), sorted, no MTU/LOCK
-    congctl: str | None = None
-    lock: int = 0  # RTAX_LOCK bitmask
-    onlink: bool = False
-    pref: int = 0
-    expires: int = 0
-    realms: int = 0
-    via: bool = False  # the gateway is of the other family: sent as RTA_VIA
-    encap: Encap | None = None
-    other: RawAttributes = ()
-
-    def message_fields(self, gateway: IPAddress | None, mtu: int) -> dict[str, Any]:
-        """The :class:`RouteMessage` fields of these attributes, with the route's
-        ``gateway`` (RTA_GATEWAY, or RTA_VIA when it is of the other family) and ``mtu``
-        (RTAX_MTU when non-zero)."""
-        metrics = ((RTAX_MTU, mtu),) if mtu else ()
-        if self.lock:
-            metrics = ((int(RTAX.LOCK), self.lock), *metrics)
-        source = self.source
-        encap = self.encap
-        return {
-            "src_len": source.prefixlen if source is not None else 0,
-            "tos": self.tos,
-            "flags": _ONLINK if self.onlink else 0,
-            "src": source.network_address if source is not None else None,
-            "gateway": None if self.via else gateway,
-            "via": (AF_INET6, gateway) if self.via and gateway is not None else None,
-            "metrics": metrics + self.metrics,
-            "congctl": self.congctl,
-            "flow": self.realms or None,
-            "pref": self.pref or None,
-            "encap_type": encap.type if encap is not None else None,
-            "encap": encap.data if encap is not None else None,
-            "expires": self.expires or None,
-            "other": self.other,
-        }
-
-
 _NO_EXTRAS = RouteAttributes()
 #: Attributes the kernel reports that describe its state rather than the route: a
 #: listing drops them, and they are never sent (RTA_UID, RTA_TTL_PROPAGATE of MPLS
 #: answers to RTM_GETROUTE aside, the kernel adds none but these to a route dump).
 _KERNEL_ONLY = frozenset((RTA_CACHEINFO, 25))  # RTA_CACHEINFO, RTA_UID
-
-
-def route_attributes(
-    family: int,
-    *,
-    tos: int = 0,
-    source: str | IPNetwork | None = None,
-    metrics: Mapping[str, int | str] | None = None,
-    locked: Iterable[str] = (),
-    onlink: bool = False,
-    pref: int = 0,
-    expires: int = 0,
-    realms: int = 0,
-    encap: Encap | None = None,
-    other: RawAttributes = (),
-    via: bool = False,
-) -> RouteAttributes:
-    """The attributes of a route of ``family`` beyond Cilium's fields, validated as
-    :class:`Route` documents them (a ValueError or TypeError naming the field).  ``via``:
-    the route's gateway is of the other family (sent as RTA_VIA)."""
-    check_uint(tos, "tos", 255)
-    check_uint(pref, "pref", 255)
-    check_uint(expires, "expires", U32_MAX)
-    check_uint(realms, "realms", U32_MAX)
-    if _typeof(onlink) is not bool:
-        raise TypeError(f"onlink must be a bool, got {onlink!r}")
-    if encap is not None and not isinstance(encap, Encap):
-        raise TypeError(f"encap must be an Encap, got {encap!r}")
-    network = None
-    if source is not None:
-        try:
-            network = ip_network(source)
-        except (TypeError, ValueError) as exc:
-            raise ValueError(f"source: {source!r} is not a network prefix ({exc})") from None
-        if (network.version == 4) != (family == AF_INET):
-            version = 4 if family == AF_INET else 6
-            raise ValueError(f"source: {network} is not an IPv{version} prefix")
-    numbers: list[tuple[int, int]] = []
-    congctl = None
-    for name, value in (metrics or {}).items():
-        number = METRICS.get(name)
-        if number is None:
-            hint = " (use mtu=)" if name == "mtu" else ""
-            raise ValueError(f"metrics: unknown metric {name!r}{hint}")
-        if number == RTAX.CC_ALGO:
-            if not isinstance(value, str) or not value or "\0" in value:
-                raise ValueError(f"metrics: congctl {value!r} is not an algorithm name")
-            congctl = value
-        else:
-            numbers.append((number, check_uint(value, f"metrics[{name!r}]", U32_MAX)))
-    lock = 0
-    for name in [locked] if isinstance(locked, str) else locked:
-        number = int(RTAX.MTU) if name == "mtu" else METRICS.get(name)
-        if number is None:
-            raise ValueError(f"locked: unknown metric {name!r}")
-        lock |= 1 << number
-    return RouteAttributes(
-        tos, network, tuple(sorted(numbers)), congctl, lock, onlink, pref, expires,
-        realms, via, encap, check_attributes(other),
-    )  # fmt: skip
 
 
 class Route:
@@ -486,7 +369,7 @@ class Route:
         """RTA_METRICS by name, MTU aside (a new dict; empty when none is set)."""
         if not self._x:
             return {}
-        found: dict[str, int | str] = {_METRIC_NAMES[k]: v for k, v in self._x.metrics}
+        found: dict[str, int | str] = {METRIC_NAMES[k]: v for k, v in self._x.metrics}
         if self._x.congctl is not None:
             found["congctl"] = self._x.congctl
         return found
@@ -495,7 +378,7 @@ class Route:
     def locked(self) -> frozenset[str]:
         """Names of the metrics whose value is locked ("mtu" included)."""
         lock = self._x.lock if self._x else 0
-        return frozenset(name for number, name in _METRIC_NAMES.items() if lock >> number & 1)
+        return frozenset(name for number, name in METRIC_NAMES.items() if lock >> number & 1)
 
     @property
     def onlink(self) -> bool:
@@ -658,7 +541,7 @@ class Route:
 
     def _ip_argv(self, dev: str | None, verb: str) -> list[str]:
         device = self.device if dev is None else check_device(dev, "dev")
-        if not device and not self._hops and not self._nh_id:
+        if not device and not self._hops and not self._nh_id and self._needs_device():
             raise ValueError(f"dev: route {self.prefix} has no device; pass dev")
         argv = ["ip"]
         if self.prefix.version == 6:
@@ -667,15 +550,16 @@ class Route:
         if self.type not in (0, RTN.UNICAST):
             argv.append(_TYPE_NAMES.get(self.type, str(self.type)))
         argv.append(str(self.prefix))
+        argv += ip_words.head_words(self._x)
         if self.priority:
             argv += ["metric", str(self.priority)]
         if self.nexthop is not None:
-            argv += ["via", str(self.nexthop)]
-        if self.mtu:
+            argv += ["via", *(["inet6"] if self._x and self._x.via else []), str(self.nexthop)]
+        if self.mtu and self._x is None:  # Cilium's place for it; else with the metrics
             argv += ["mtu", str(self.mtu)]
         if self._nh_id:
             argv += ["nhid", str(self._nh_id)]
-        elif not self._hops:
+        elif not self._hops and device:
             argv += ["dev", device]
         if self.table_id != MAIN_TABLE or self.type in _IP_LOCAL_TABLE_TYPES:
             argv += ["table", "main" if self.table_id == MAIN_TABLE else str(self.table_id)]
@@ -685,6 +569,8 @@ class Route:
             argv += ["scope", _SCOPE_NAMES.get(self.effective_scope, str(self.effective_scope))]
         if self.proto:
             argv += ["proto", str(self.proto)]
+        if self._x is not None:
+            argv += ip_words.tail_words(self._x, self.mtu, for_add=True)
         for hop in self._hops:  # iproute2 reads nexthop specs up to the end of the line
             argv += hop._ip_tokens()
         return argv
@@ -914,7 +800,7 @@ def _from_message(
         if kind == RTAX.LOCK:
             lock = value
         elif kind != RTAX_MTU:
-            metrics[_METRIC_NAMES[kind]] = value
+            metrics[METRIC_NAMES[kind]] = value
     if found.congctl is not None:
         metrics["congctl"] = found.congctl
     expires = found.expires or 0  # as sent (the kernel reports the cacheinfo instead)
@@ -944,7 +830,7 @@ def _from_message(
         tos=found.tos,
         source=source,
         metrics=metrics,
-        locked=[name for number, name in _METRIC_NAMES.items() if lock >> number & 1],
+        locked=[name for number, name in METRIC_NAMES.items() if lock >> number & 1],
         onlink=bool(found.flags & _ONLINK) and single,
         pref=found.pref or 0,
         expires=expires,

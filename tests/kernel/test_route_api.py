@@ -39,6 +39,7 @@ import contextlib
 import dataclasses
 import difflib
 import json
+import re
 import subprocess
 from collections.abc import Callable
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
@@ -47,7 +48,18 @@ from typing import Any
 import anyio
 import pytest
 
-from asyncroute import RTN_LOCAL, Connection, KernelError, NotFoundError, RetryPolicy, Route, Rule
+from asyncroute import (
+    RTN,
+    RTN_LOCAL,
+    Connection,
+    Encap,
+    KernelError,
+    Nexthop,
+    NotFoundError,
+    RetryPolicy,
+    Route,
+    Rule,
+)
 from asyncroute.mtu import Configuration
 from asyncroute.testing import Namespace, namespace
 from tests import oracle
@@ -549,10 +561,54 @@ ORACLE_SHAPES: list[Route] = [
     Route("2001:db8:13::/64", nexthop="2001:db8::1", device="v0", table=1000, mtu=1400),
     Route("2001:db8:18::/64", device="v0", table=1000, proto=4),
     Route("2001:db8:19::7/128", device="v0", type=RTN_LOCAL, table=100),
-]
+    # Every attribute beyond Cilium's fields, IPv4 and IPv6.
+    Route("198.18.20.0/24", nexthop="192.0.2.1", device="v0", tos=0x10),
+    Route("198.18.21.0/24", nexthop="192.0.2.1", device="v0", mtu=1400, table=100,
+          locked=["mtu", "window", "congctl", "rto_min"],
+          metrics={"window": 1000, "rtt": 800, "rttvar": 200, "ssthresh": 10, "cwnd": 20,
+                   "advmss": 1300, "reordering": 5, "hoplimit": 32, "initcwnd": 10,
+                   "features": 1, "rto_min": 200, "initrwnd": 20, "quickack": 1,
+                   "congctl": "reno", "fastopen_no_cookie": 1}),
+    Route("198.18.22.0/24", nexthop="203.0.113.1", device="v0", onlink=True),
+    Route("198.18.23.0/24", device="v0", realms=3 << 16 | 4, table=1000),
+    Route("198.18.24.0/24", nexthop="fe80::1", device="v0"),
+    Route("198.18.25.0/24", device="v0", encap=Encap.ip(id=5, dst="192.0.2.9", ttl=10)),
+    Route("198.18.26.0/24", type=RTN.BLACKHOLE, priority=5),
+    Route("198.18.27.0/24", type=RTN.UNREACHABLE, table=100),
+    Route("198.18.28.0/24", type=RTN.PROHIBIT, table=1000, priority=9),
+    Route("198.18.29.0/24", type=RTN.THROW, table=100),
+    Route("198.18.30.0/24", table=100, nexthops=[
+        Nexthop("192.0.2.1", "v0", realms=7),
+        Nexthop("192.0.2.5", "v0", encap=Encap.ip(id=9, dst="192.0.2.10")),
+    ]),
+    Route("2001:db8:20::/64", nexthop="2001:db8::1", device="v0", source="2001:db8:99::/64"),
+    Route("2001:db8:21::/64", nexthop="2001:db8::1", device="v0", pref=1, table=100),
+    Route("2001:db8:22::/64", nexthop="2001:db8::1", device="v0", expires=300),
+    Route("2001:db8:23::/64", nexthop="2001:db8::1", device="v0", locked=["hoplimit"],
+          metrics={"hoplimit": 5, "advmss": 1200, "congctl": "cubic"}),
+    Route("2001:db8:24::/64", device="v0", encap=Encap.ip6(id=7, dst="2001:db8::9", hoplimit=3)),
+    Route("2001:db8:25::/64", type=RTN.BLACKHOLE, priority=5, table=1000),
+    Route("2001:db8:26::/64", nexthop="2001:db8:aa::1", device="v0", onlink=True),
+]  # fmt: skip
 
 #: ``ip -json`` route fields that may differ between two namespaces for the same route.
 _VOLATILE_FIELDS = frozenset({"expires", "cache"})
+
+
+def _table_text(ns_name: str) -> list[str]:
+    """``ip -d route show table all`` of both families: the JSON leaves out lock bits,
+    the text has them.  ``expires Nsec`` counts down and is checked, then dropped."""
+    lines = []
+    for family in ("-4", "-6"):
+        out = subprocess.run(
+            ["ip", "-n", ns_name, family, "-d", "route", "show", "table", "all"],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+        for line in out.splitlines():
+            match = re.search(r" expires (\d+)sec", line)
+            assert match is None or 290 <= int(match.group(1)) <= 300, line
+            lines.append(re.sub(r" expires \d+sec", "", line))
+    return sorted(lines)
 
 
 def _table_all(ns_name: str) -> list[str]:
@@ -597,6 +653,8 @@ async def test_oracle_comparison(netns: Namespace) -> None:
             for route in ORACLE_SHAPES:
                 assert await conn.upsert(route) is True
         expected, actual = _table_all(by_ip.name), _table_all(netns.name)
+        expected += _table_text(by_ip.name)
+        actual += _table_text(netns.name)
     diff = list(
         difflib.unified_diff(
             expected, actual, "ip (to_ip_commands)", "asyncroute (upsert)", n=0, lineterm=""
