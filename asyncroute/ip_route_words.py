@@ -570,7 +570,7 @@ def attributes_from_json(
             attrs = route_attributes(
                 family, tos=parser.tos, source=parser.source, metrics=parser.metrics,
                 locked=parser.locked, onlink=onlink, pref=parser.pref, expires=parser.expires,
-                realms=parser.realms, encap=parser.encap, via=via, other=pairs,
+                realms=parser.realms, encap=parser.encap, via=via, other_attributes=pairs,
             )  # fmt: skip
         except (TypeError, ValueError) as exc:
             raise ParseError(f'"other_attributes": {exc}') from None

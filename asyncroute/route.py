@@ -16,7 +16,7 @@ import errno
 import os
 import weakref
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from . import ip_route_words as ip_words
 from ._codec import RTA_CACHEINFO, RTAX_MTU, encode_body, pack_route_body
@@ -51,7 +51,13 @@ from .encap import Encap
 from .errors import ExistsError, KernelError, NotFoundError, kernel_error
 from .messages import Message, RawAttributes, RouteMessage
 from .multipath import Nexthop, nexthop_from_wire
-from .route_attributes import METRIC_NAMES, METRICS, RouteAttributes, route_attributes
+from .route_attributes import (
+    METRIC_NAMES,
+    METRICS,
+    RouteAttributeArgs,
+    RouteAttributes,
+    route_attributes,
+)
 
 if TYPE_CHECKING:
     from .mtu import Configuration
@@ -189,20 +195,9 @@ class Route:
         priority: int = 0,
         nexthops: Iterable[Nexthop] | None = None,
         nexthop_id: int = 0,
-        *,
-        tos: int = 0,
-        source: str | IPNetwork | None = None,
-        metrics: Mapping[str, int | str] | None = None,
-        locked: Iterable[str] = (),
-        onlink: bool = False,
-        pref: int = 0,
-        expires: int = 0,
-        realms: int = 0,
-        encap: Encap | None = None,
-        other_attributes: RawAttributes = (),
+        **attributes: Unpack[RouteAttributeArgs],
     ) -> None:
         self._family, self._dst, self._plen, self._network = parse_prefix(prefix, "prefix")
-        self._x: RouteAttributes | None = None
         via = False
         if nexthop is None:
             self._gateway = self._gw = None
@@ -251,15 +246,13 @@ class Route:
         self._nh_id = 0
         if nexthops is not None or nexthop_id:
             self._check_nexthops(nexthops, nexthop_id)
-        if (
-            tos or source is not None or metrics or locked or onlink or pref or expires
-            or realms or encap is not None or other_attributes or via
-        ):  # fmt: skip
-            self._x = route_attributes(
-                self._family, tos=tos, source=source, metrics=metrics, locked=locked,
-                onlink=onlink, pref=pref, expires=expires, realms=realms, encap=encap,
-                other=other_attributes, via=via,
-            )  # fmt: skip
+        # Keyword-only attributes go in one slot, left None when none is given: one
+        # test on the hot path of bulk construction.
+        self._x: RouteAttributes | None = None
+        if attributes or via:
+            found = route_attributes(self._family, via=via, **attributes)
+            if found != _NO_EXTRAS:
+                self._x = found
 
     def _check_nexthops(self, nexthops: Iterable[Nexthop] | None, nexthop_id: int) -> None:
         # The kernel refuses a route that names its nexthop two ways ("Nexthop
@@ -814,6 +807,20 @@ def _from_message(
     encap = None
     if found.encap_type is not None or found.encap is not None:
         encap = Encap(found.encap_type or 0, found.encap or b"")
+    attributes: dict[str, Any] = {
+        "tos": found.tos,
+        "source": source,
+        "metrics": metrics,
+        "locked": [name for number, name in METRIC_NAMES.items() if lock >> number & 1],
+        "onlink": bool(found.flags & _ONLINK) and single,
+        "pref": found.pref or 0,
+        "expires": expires,
+        "realms": found.flow or 0,
+        "encap": encap,
+        "other_attributes": tuple(
+            (kind, value) for kind, value in found.other if kind & NLA_TYPE_MASK not in _KERNEL_ONLY
+        ),
+    }
     return Route(
         prefix=prefix,
         nexthop=gateway if single else None,
@@ -827,18 +834,7 @@ def _from_message(
         priority=found.priority or 0,
         nexthops=hops,
         nexthop_id=nexthop_id,
-        tos=found.tos,
-        source=source,
-        metrics=metrics,
-        locked=[name for number, name in METRIC_NAMES.items() if lock >> number & 1],
-        onlink=bool(found.flags & _ONLINK) and single,
-        pref=found.pref or 0,
-        expires=expires,
-        realms=found.flow or 0,
-        encap=encap,
-        other_attributes=tuple(
-            (kind, value) for kind, value in found.other if kind & NLA_TYPE_MASK not in _KERNEL_ONLY
-        ),
+        **{name: value for name, value in attributes.items() if value},
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network, ip_network
-from typing import Any
+from typing import Any, TypedDict
 
 from ._codec import RTAX_MTU
 from ._values import U32_MAX, IPAddress, IPNetwork, check_attributes, check_uint
@@ -19,7 +19,24 @@ from .constants import AF_INET, AF_INET6, RTAX, RTNH_F
 from .encap import Encap
 from .messages import RawAttributes
 
-__all__ = ["METRICS", "METRIC_NAMES", "RouteAttributes", "route_attributes"]
+__all__ = ["METRICS", "METRIC_NAMES", "RouteAttributeArgs", "RouteAttributes", "route_attributes"]
+
+
+class RouteAttributeArgs(TypedDict, total=False):
+    """The keyword-only arguments of :class:`~asyncroute.Route` beyond Cilium's fields
+    (documented there)."""
+
+    tos: int
+    source: str | IPNetwork | None
+    metrics: Mapping[str, int | str] | None
+    locked: Iterable[str]
+    onlink: bool
+    pref: int
+    expires: int
+    realms: int
+    encap: Encap | None
+    other_attributes: RawAttributes
+
 
 #: The metrics a Route takes by name (``ip route``'s words), RTAX_MTU aside: it is
 #: Cilium's ``mtu`` field.  Values are the kernel's, in its units (``rtt`` in 1/8 ms,
@@ -93,7 +110,7 @@ def route_attributes(
     expires: int = 0,
     realms: int = 0,
     encap: Encap | None = None,
-    other: RawAttributes = (),
+    other_attributes: RawAttributes = (),
     via: bool = False,
 ) -> RouteAttributes:
     """The attributes of a route of ``family`` beyond Cilium's fields, validated as
@@ -137,5 +154,5 @@ def route_attributes(
         lock |= 1 << number
     return RouteAttributes(
         tos, network, tuple(sorted(numbers)), congctl, lock, onlink, pref, expires,
-        realms, via, encap, check_attributes(other),
+        realms, via, encap, check_attributes(other_attributes),
     )  # fmt: skip
