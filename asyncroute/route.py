@@ -133,21 +133,28 @@ class Route:
     Keyword-only, for everything else the kernel keeps with a route (all default to
     "not set", and a route that sets none of them is sent exactly as Cilium sends it):
 
-    Args:
-        tos: the TOS/DSCP byte the route matches (IPv4; part of the kernel's key).
-        source: source prefix the route matches (IPv6 ``from``; part of the key).
-        metrics: RTA_METRICS by name (see :data:`METRICS`): ``{"advmss": 1300,
-            "hoplimit": 5, "congctl": "reno"}``; values in the kernel's units.
-        locked: names of metrics whose value is locked (``mtu lock``; "mtu" included).
-        onlink: RTNH_F_ONLINK: use the gateway even if no subnet on the device holds it.
-        pref: IPv6 router preference (RTA_PREF): 0 medium, 1 high, 3 low.
-        expires: IPv6 lifetime in seconds (RTA_EXPIRES); a listed route reports what
-            remains of it.
-        realms: the route's realms (RTA_FLOW): ``to`` in the low 16 bits, ``from`` in
-            the high 16 bits (IPv4).
-        encap: a lightweight tunnel encapsulation (:class:`~asyncroute.Encap`).
-        other_attributes: ``(RTA_* number, bytes)`` pairs the library does not model,
-            sent exactly as given (a listing keeps what it could not decode here).
+    Keyword Args:
+        tos (int): the TOS/DSCP byte the route matches (IPv4; part of the kernel's
+            key).
+        source (str | IPNetwork | None): source prefix the route matches (IPv6
+            ``from``; part of the key).
+        metrics (Mapping[str, int | str] | None): RTA_METRICS by name (see
+            :data:`METRICS`): ``{"advmss": 1300, "hoplimit": 5, "congctl": "reno"}``;
+            values in the kernel's units.
+        locked (Iterable[str]): names of metrics whose value is locked (``mtu lock``;
+            "mtu" included).
+        onlink (bool): RTNH_F_ONLINK: use the gateway even if no subnet on the device
+            holds it.
+        pref (int): IPv6 router preference (RTA_PREF): 0 medium, 1 high, 3 low.
+        expires (int): IPv6 lifetime in seconds (RTA_EXPIRES); a listed route reports
+            what remains of it.
+        realms (int): the route's realms (RTA_FLOW): ``to`` in the low 16 bits,
+            ``from`` in the high 16 bits (IPv4).
+        encap (Encap | None): a lightweight tunnel encapsulation
+            (:class:`~asyncroute.Encap`).
+        other_attributes (RawAttributes): ``(RTA_* number, bytes)`` pairs the library
+            does not model, sent exactly as given (a listing keeps what it could not
+            decode here).
 
     ``nexthop`` may be an IPv6 gateway for an IPv4 prefix (``via inet6 …``; RTA_VIA).
 
