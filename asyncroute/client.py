@@ -189,8 +189,10 @@ class Connection(NetlinkConnection):
         one matches.  Despite the name, nothing is ever replaced or removed.
 
         Adds it (NLM_F_CREATE|NLM_F_EXCL) unless a rule already matches on priority,
-        src, dst, mark, mask (each only when set) and table.  Returns True if it was
-        added, False if a matching rule was there.  IPv6 selectors are a ValueError.
+        src, dst, mark, mask (each only when set), table and every field beyond
+        Cilium's (``iif``, ``action``, ``sport``, …: equal, set or not; a selector's
+        exact address included).  Returns True if it was added, False if a matching
+        rule was there.  IPv6 selectors are a ValueError.
 
         Example::
 
@@ -205,7 +207,9 @@ class Connection(NetlinkConnection):
 
         The family of each rule is that of its selectors (IPv4 when it has none), or
         ``family`` (AF_INET/AF_INET6) for all.  Returns one entry per rule, in order:
-        True, or the exception for that rule.
+        True, or the exception for that rule.  The rules of a :meth:`list_rules`
+        listing make the same kernel rules (give ``family``: rules without selectors
+        are IPv4 otherwise).
 
         Example::
 
@@ -220,6 +224,10 @@ class Connection(NetlinkConnection):
     ) -> list[bool | BaseException]:
         """Delete many rules through one batch; NotFoundError in place of absent ones.
 
+        Each is named as :meth:`delete_rule` names it; the rules of a
+        :meth:`list_rules` listing, deleted in the listing's order, remove exactly those
+        rules (give ``family`` for rules without selectors, which are IPv4 otherwise).
+
         Example::
 
             await conn.delete_rules(rules)
@@ -232,8 +240,11 @@ class Connection(NetlinkConnection):
 
     async def delete_rule(self, rule: Rule) -> Rule:
         """Delete the IPv4 ``rule`` (Cilium's ``DeleteRule``): the kernel removes the
-        first rule matching its priority, selectors, mark, mask and table (each only
-        when set).  Returns the rule it removed (NLM_F_ECHO).
+        first rule matching its priority, selectors (their exact addresses), mark, mask,
+        table and each field beyond Cilium's (``iif``, ``sport``, …), each only when set
+        (the action only when not TO_TBL).  It does not compare ``invert`` or the goto
+        target: of two rules of one priority that differ only in those, the first goes.
+        Returns the rule it removed (NLM_F_ECHO).
 
         Raises NotFoundError if none matches.
         """

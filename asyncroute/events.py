@@ -77,7 +77,6 @@ import socket
 from collections import OrderedDict, deque
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from ipaddress import ip_network
 from types import TracebackType
 from typing import Self
 
@@ -92,7 +91,7 @@ from .constants import AF_INET6, NLM_F, RTM, RTM_F, RTNLGRP, SOL_NETLINK, Netlin
 from .errors import ConnectionClosed, DecodeError, KernelError, NotFoundError
 from .messages import LinkMessage, Message, NexthopMessage, RouteMessage, RuleMessage
 from .route import Route, _from_message
-from .rule import Rule
+from .rule import Rule, _rule_from_message
 
 __all__ = [
     "DEFAULT_EVENT_RCVBUF",
@@ -157,9 +156,9 @@ class RouteRemoved:
 
 @dataclass(frozen=True, slots=True)
 class RuleAdded:
-    """RTM_NEWRULE.  ``rule`` holds what :class:`~asyncroute.Rule` can (priority, mark,
-    mask, src, dst, table); ``family`` is AF_INET or AF_INET6; the rest (action, iif,
-    oif, …) is in ``message.body``, a :class:`~asyncroute.RuleMessage`."""
+    """RTM_NEWRULE.  ``rule`` is the whole rule, as :meth:`~asyncroute.Connection.list_rules`
+    yields it (every selector and action; the selectors' exact addresses); ``family`` is
+    AF_INET or AF_INET6; ``message.body`` is the :class:`~asyncroute.RuleMessage`."""
 
     rule: Rule
     family: int
@@ -321,21 +320,6 @@ def _usable(flags: int) -> bool:
     or with carrier.  ``nh_netdev_event`` flushes them on NETDEV_DOWN, and on
     NETDEV_CHANGE when ``dev_get_flags`` has neither IFF_RUNNING nor IFF_LOWER_UP."""
     return bool(flags & _IFF_UP) and bool(flags & (_IFF_RUNNING | _IFF_LOWER_UP))
-
-
-def _rule_of(body: RuleMessage) -> Rule:
-    # The kernel matches rule selectors under their mask, so host bits (which it keeps
-    # as given) change nothing: strict=False.
-    src = None if body.src is None else ip_network(f"{body.src}/{body.src_len}", strict=False)
-    dst = None if body.dst is None else ip_network(f"{body.dst}/{body.dst_len}", strict=False)
-    return Rule(
-        priority=body.priority or 0,
-        mark=body.fwmark or 0,
-        mask=body.fwmask or 0,
-        src=src,
-        dst=dst,
-        table=body.table_number,
-    )
 
 
 class _Gap:
@@ -605,7 +589,7 @@ class EventStream:
         elif kind in (RTM.NEWRULE, RTM.DELRULE) and isinstance(body, RuleMessage):
             if self._want_rules:
                 event = RuleAdded if kind == RTM.NEWRULE else RuleRemoved
-                self._events.append(event(_rule_of(body), body.family, message))
+                self._events.append(event(_rule_from_message(body), body.family, message))
         elif kind in (RTM.NEWNEXTHOP, RTM.DELNEXTHOP):
             self._on_nexthop(message, kind == RTM.NEWNEXTHOP)
         elif (

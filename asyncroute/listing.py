@@ -43,7 +43,7 @@ from .constants import AF_INET, AF_INET6, AF_UNSPEC, RT_TABLE, RTM, RTM_F
 from .errors import AsyncrouteError, NotFoundError
 from .messages import Address, Message, RouteMessage, RuleMessage
 from .route import MAIN_TABLE, Route, _from_message
-from .rule import Rule, _rule_from_message
+from .rule import _UNSET, Rule, _rule_from_message
 
 __all__ = [
     "delete_route_table",
@@ -218,22 +218,31 @@ async def list_routes(
 # --------------------------------------------------------------------------- rules
 
 
-def _selector_equal(address: Address | None, length: int, wanted: IPNetwork) -> bool:
+def _selector_equal(
+    address: Address | None, length: int, wanted: IPNetwork, wanted_address: Address | None
+) -> bool:
     """netlink's ``ruleIPNetEqual``: no selector and any /0 are all "all"; otherwise the
-    prefix length and the address (as the kernel holds it, host bits included) must be
-    equal."""
+    prefix length and the address (as the kernel holds it, host bits included: the
+    filter's exact address) must be equal."""
     found_all = address is None or length == 0
     wanted_all = wanted.prefixlen == 0
     if found_all or wanted_all:
         return found_all and wanted_all
-    return length == wanted.prefixlen and address == wanted.network_address
+    return length == wanted.prefixlen and address == wanted_address
 
 
 def _rule_matches(spec: Rule, found: RuleMessage) -> bool:
-    """Cilium's ``ListRules`` filter: a field of ``spec`` takes part only if non-zero."""
-    if spec.src is not None and not _selector_equal(found.src, found.src_len, spec.src):
+    """Cilium's ``ListRules`` filter: a field of ``spec`` takes part only if non-zero
+    (or, for the fields beyond Cilium's, only if set: not its default)."""
+    if spec.src is not None and not _selector_equal(
+        found.src, found.src_len, spec.src, spec._src_address
+    ):
         return False
-    if spec.dst is not None and not _selector_equal(found.dst, found.dst_len, spec.dst):
+    if spec.dst is not None and not _selector_equal(
+        found.dst, found.dst_len, spec.dst, spec._dst_address
+    ):
+        return False
+    if spec._extra != _UNSET and not _extra_matches(spec, _rule_from_message(found)):
         return False
     if spec.table and found.table_number != spec.table:
         return False
@@ -247,6 +256,14 @@ def _rule_matches(spec: Rule, found: RuleMessage) -> bool:
     return not spec.mask or found.fwmask == spec.mask
 
 
+def _extra_matches(spec: Rule, found: Rule) -> bool:
+    """Every field beyond Cilium's that ``spec`` sets is equal in ``found``."""
+    return all(
+        value in (unset, value_found)
+        for value, unset, value_found in zip(spec._extra, _UNSET, found._extra, strict=True)
+    )
+
+
 async def list_rules(
     conn: NetlinkConnection, family: int, filter: Rule | None = None
 ) -> AsyncGenerator[Rule, None]:
@@ -257,13 +274,19 @@ async def list_rules(
     were added).  Otherwise a field of ``filter`` takes part only if it is non-zero (or
     not None): ``src``/``dst`` equal prefix length and address (``0.0.0.0/0`` or
     ``::/0`` matches a rule without that selector, as in netlink's
-    ``ruleIPNetEqual``), ``table``, ``priority``, ``mark`` and ``mask`` equal.  A
-    filter of another family than ``family`` matches nothing.
+    ``ruleIPNetEqual``; a selector's host bits count, so a filter names a rule with
+    host bits by an ``ip_interface``), ``table``, ``priority``, ``mark`` and ``mask``
+    equal.  Each field beyond Cilium's (``iif``, ``action``, ``sport``, …) takes part
+    when it is set (not its default) and must then be equal; a filter cannot ask for
+    the defaults themselves (``action`` TO_TBL, no ``iif``, …).  A filter of another
+    family than ``family`` matches nothing.
 
     The kernel cannot filter rule dumps (``fib_valid_dumprule_req``), so this is one
-    dump of the family and a filter here.  Yielded rules carry what :class:`Rule` has:
-    preference (0 when the kernel omits it), mark, mask, table and the selectors, with
-    any host bits the kernel keeps in them cleared.
+    dump of the family and a filter here.  Yielded rules carry everything the kernel
+    reports: preference (0 when the kernel omits it), mark, mask, table, the selectors
+    (their exact addresses kept: :meth:`~asyncroute.Connection.delete_rules` of a
+    listing removes exactly those rules), and every other selector and action, so that
+    :meth:`~asyncroute.Connection.replace_rules` of a listing makes the same rules.
     """
     if family not in _IP_FAMILIES:
         raise ValueError(f"family must be AF_INET or AF_INET6, not {family!r}")

@@ -34,7 +34,7 @@ import errno
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from ipaddress import ip_address, ip_network
+from ipaddress import ip_address, ip_interface, ip_network
 from typing import Any
 
 import pytest
@@ -348,17 +348,19 @@ def _add_rules(ns: Namespace, version: int, rules: list[Rule]) -> None:
 
 
 _TABLE_IDS = {"local": 255, "main": 254, "default": 253}
+_PROTOCOL_IDS = {"unspec": 0, "redirect": 1, "kernel": 2, "boot": 3, "static": 4}
 
 
 def _rules_shown(ns: Namespace, version: int) -> list[Rule]:
-    """``ip -json rule show`` as Rule objects."""
+    """``ip -d -json rule show`` as Rule objects (-d: with the protocol, which a listed
+    Rule carries: the default rules' is kernel)."""
     bits = 32 if version == 4 else 128
 
     def selector(r: dict[str, Any], key: str, length: str) -> str | None:
         return None if r.get(key, "all") == "all" else f"{r[key]}/{r.get(length, bits)}"
 
     rules = []
-    for r in ns.ip_json(f"-{version}", "rule", "show"):
+    for r in ns.ip_json(f"-{version}", "-d", "rule", "show"):
         table = r.get("table", "0")
         rules.append(
             Rule(
@@ -368,6 +370,7 @@ def _rules_shown(ns: Namespace, version: int) -> list[Rule]:
                 src=selector(r, "src", "srclen"),
                 dst=selector(r, "dst", "dstlen"),
                 table=_TABLE_IDS.get(table) or int(table),
+                protocol=_PROTOCOL_IDS[r.get("protocol", "unspec")],
             )
         )
     return rules
@@ -423,14 +426,18 @@ async def test_list_rules_cilium(
 @pytest.mark.anyio
 async def test_list_rules_selectors(netns: Namespace) -> None:
     """A /0 filter matches rules without a selector (netlink's ruleIPNetEqual); the
-    kernel keeps host bits, which are cleared in the Rule but compared in the filter;
-    a filter of the other family matches nothing."""
+    kernel keeps host bits, which the listed Rule keeps too (its ``src`` is the network)
+    and the filter compares; a filter of the other family matches nothing."""
     netns.ip("-4", "rule", "add", "from", "198.18.0.41/24", "pref", "7", "table", "7")
     async with connect_in(netns) as conn:
         listed = [r async for r in list_rules(conn, AF_INET, Rule(src="0.0.0.0/0"))]
         assert [r.table for r in listed] == [255, 254, 253]
         host_bits = [r async for r in list_rules(conn, AF_INET, Rule(priority=7))]
-        assert host_bits == [Rule(src="198.18.0.0/24", priority=7, table=7)]
+        assert host_bits == [Rule(src=ip_interface("198.18.0.41/24"), priority=7, table=7)]
+        assert host_bits[0].src == ip_network("198.18.0.0/24")
+        assert str(host_bits[0]) == "7: from 198.18.0.41/24 to all lookup 7"
+        by_exact = Rule(src=ip_interface("198.18.0.41/24"))
+        assert [r async for r in list_rules(conn, AF_INET, by_exact)] == host_bits
         assert [r async for r in list_rules(conn, AF_INET, Rule(src="198.18.0.0/24"))] == []
         assert [r async for r in list_rules(conn, AF_INET6, Rule(src="198.18.0.0/24"))] == []
         with pytest.raises(ValueError):

@@ -9,7 +9,7 @@ list_routes sends and how delete_route_table reports failed deletions.
 from __future__ import annotations
 
 import errno
-from ipaddress import IPv4Address, IPv6Address
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_interface
 from typing import Any
 
 import pytest
@@ -33,7 +33,8 @@ V4 = IPv4Address
 
 
 def _rule(**fields: Any) -> RuleMessage:
-    return RuleMessage(family=AF_INET, **fields)
+    # action 1 (FR_ACT_TO_TBL): what the kernel reports for a rule that looks up a table.
+    return RuleMessage(family=AF_INET, **{"action": 1, **fields})
 
 
 HOST_BITS = _rule(src=V4("198.18.0.41"), src_len=24, priority=7, table=7)
@@ -77,13 +78,18 @@ def test_rule_filter(spec: Rule, found: RuleMessage, expected: bool) -> None:
 
 
 def test_rule_from_message() -> None:
-    assert _rule_from_message(HOST_BITS) == Rule(src="198.18.0.0/24", priority=7, table=7)
+    # The kernel keeps a selector's host bits and deletes by them: so does the Rule.
+    host_bits = _rule_from_message(HOST_BITS)
+    assert host_bits == Rule(src=ip_interface("198.18.0.41/24"), priority=7, table=7)
+    assert host_bits != Rule(src="198.18.0.0/24", priority=7, table=7)
+    assert host_bits.src == IPv4Network("198.18.0.0/24")
     assert _rule_from_message(ALL) == Rule(priority=32766, table=254)
     assert _rule_from_message(_rule(table=255)) == Rule(table=255)
     assert _rule_from_message(MARKED) == Rule(priority=1, table=1, mark=0xBB, mask=0xFF)
     assert _rule_from_message(BIG_TABLE).table == 70000
-    v6 = RuleMessage(family=AF_INET6, dst=IPv6Address("2001:db8::1"), dst_len=64, table=9)
-    assert _rule_from_message(v6) == Rule(dst="2001:db8::/64", table=9)
+    v6 = RuleMessage(family=AF_INET6, dst=IPv6Address("2001:db8::1"), dst_len=64, table=9, action=1)
+    assert _rule_from_message(v6) == Rule(dst=ip_interface("2001:db8::1/64"), table=9)
+    assert _rule_from_message(v6).dst == IPv6Network("2001:db8::/64")
 
 
 def test_uses_device() -> None:
