@@ -10,6 +10,7 @@ convention; a malformed prefix is a usage error too).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -280,41 +281,27 @@ def hop_text(hop: Nexthop) -> str:
 
 
 def rule_json(rule: Rule, family: int | None = None) -> dict[str, Any]:
-    """``rule`` in the shape of one ``ip -json rule show`` object (``apply`` reads it
-    back as ``rule add``)."""
-    from .batchfile import table_name
-
-    data: dict[str, Any] = {"priority": rule.priority}
-    if family is not None:
-        data["family"] = "inet6" if family == AF_INET6 else "inet"
-    for key, net in (("src", rule.src), ("dst", rule.dst)):
-        if net is None:
-            if key == "src":
-                data["src"] = "all"
-            continue
-        data[key] = str(net.network_address)
-        if net.prefixlen != net.max_prefixlen:
-            data[f"{key}len"] = net.prefixlen
-    if rule.mark or rule.mask:
-        data["fwmark"] = f"{rule.mark:#x}"
-        if rule.mask:
-            data["fwmask"] = f"{rule.mask:#x}"
-    data["table"] = table_name(rule.table)
-    return data
+    """``rule`` in the shape of one ``ip -json rule show`` object, every selector and
+    action included (``apply`` reads it back as ``rule add``); ``"family"`` when
+    ``family`` is given."""
+    return rule_message_json(_shown(rule, family), family=family is not None)
 
 
-def rule_text(rule: Rule) -> str:
-    """``rule`` on one line as ``ip rule show`` prints it:
-    ``1000:\tfrom all fwmark 0xf00/0xf00 lookup 123``."""
-    from .batchfile import table_name
+def rule_text(rule: Rule, family: int | None = None) -> str:
+    """``rule`` on one line as ``ip rule show`` prints it, every selector and action
+    included: ``1000: from all fwmark 0xf00/0xf00 lookup 123``."""
+    return rule_message_text(_shown(rule, family))
 
-    words = [f"{rule.priority}:", "from", "all" if rule.src is None else str(rule.src)]
-    if rule.dst is not None:
-        words += ["to", str(rule.dst)]
-    if rule.mark or rule.mask:
-        words += ["fwmark", f"{rule.mark:#x}" + (f"/{rule.mask:#x}" if rule.mask else "")]
-    words += ["lookup", table_name(rule.table)]
-    return " ".join(words)
+
+def _shown(rule: Rule, family: int | None) -> RuleMessage:
+    """The message of ``rule`` as the kernel reports it: without a zero fwmark and
+    fwmask (Cilium sends both always; the kernel keeps no mark then and lists none)."""
+    from .rule import _family_of
+
+    message = rule._message(_family_of(rule, family))
+    if not message.fwmark and not message.fwmask:
+        message = dataclasses.replace(message, fwmark=None, fwmask=None)
+    return message
 
 
 _FIB_RULE_INVERT, _FIB_RULE_UNRESOLVED, _IIF_DETACHED, _OIF_DETACHED = 0x2, 0x4, 0x8, 0x10

@@ -147,9 +147,6 @@ _IFF_NAMES = (
 )
 # linux/if.h IF_OPER_*
 _OPERSTATES = ("UNKNOWN", "NOTPRESENT", "DOWN", "LOWERLAYERDOWN", "TESTING", "DORMANT", "UP")
-# FR_ACT_* other than "to table" (linux/fib_rules.h), as ip rule names them.
-_RULE_ACTIONS = {0: None, 1: None, 2: "goto", 3: "nop", 6: "blackhole", 7: "unreachable",
-                 8: "prohibit"}  # fmt: skip
 
 
 def _flag_names(flags: int) -> list[str]:
@@ -261,20 +258,10 @@ class EventPrinter:
         return text, data
 
     @staticmethod
-    def _rule(rule: Rule, family: int, body: object) -> tuple[str, dict[str, Any]]:
-        """The rule as ``rule list`` prints it, with the action of a rule that does not
-        look up a table (``blackhole`` …), which :class:`~asyncroute.Rule` cannot hold."""
-        from .messages import RuleMessage
-
-        text = ("-6 " if family == AF_INET6 else "") + rule_text(rule)
-        data = rule_json(rule, family)
-        kind = body.action if isinstance(body, RuleMessage) else 1
-        action = _RULE_ACTIONS.get(kind, str(kind))
-        if action is not None:
-            text = text.rsplit(" lookup ", 1)[0] + f" {action}"
-            data.pop("table", None)
-            data["action"] = action
-        return text, data
+    def _rule(rule: Rule, family: int) -> tuple[str, dict[str, Any]]:
+        """The rule as ``rule list`` prints it: every selector and action."""
+        text = ("-6 " if family == AF_INET6 else "") + rule_text(rule, family)
+        return text, rule_json(rule, family)
 
     async def render(self, event: Event) -> str:
         """The output line for ``event`` (without the newline)."""
@@ -291,7 +278,7 @@ class EventPrinter:
             text = f"route removed {route_text(event.route)}{implied}"
             data.update(route=route_json(event.route), implied_by=implied_json)
         elif isinstance(event, ev.RuleAdded | ev.RuleRemoved):
-            rule_words, rule_data = self._rule(event.rule, event.family, event.message.body)
+            rule_words, rule_data = self._rule(event.rule, event.family)
             verb = "added" if isinstance(event, ev.RuleAdded) else "removed"
             text = f"rule {verb} {rule_words}"
             data["rule"] = rule_data
