@@ -60,6 +60,57 @@ async def test_delete_removes_the_metric_asked_for(
         assert _metrics(netns, family, prefix) == []
 
 
+# The rest of the kernel's key: IPv4 TOS, IPv6 source prefix.  (family, the key field's
+# two values as Route takes them, as ip rule add takes them, and as ip -json shows them)
+KEY_FIELDS = [
+    pytest.param(4, "198.51.100.0/24", "192.0.2.1", "tos", (0x10, 0x08), id="ipv4-tos"),
+    pytest.param(6, "2001:db8:5::/64", "2001:db8::1", "source",
+                 ("2001:db8:99::/64", "2001:db8:98::/64"), id="ipv6-from"),
+]  # fmt: skip
+
+
+def _key_values(ns: Namespace, family: int, prefix: str, field: str) -> list[str]:
+    shown = oracle.routes(ns.name, table=100, family=family)
+    key = "tos" if field == "tos" else "from"
+    return sorted(str(r.get(key)) for r in shown if r["dst"] == prefix)
+
+
+@pytest.mark.parametrize(("family", "prefix", "gateway", "field", "values"), KEY_FIELDS)
+async def test_delete_and_lookup_use_tos_and_source_prefix(
+    netns: Namespace, family: int, prefix: str, gateway: str, field: str, values: tuple[Any, Any]
+) -> None:
+    """Two routes of one prefix and metric that differ only by TOS (IPv4) or source
+    prefix (IPv6) are two routes: lookup finds the one asked for, delete removes only
+    it, and a listing tells them apart."""
+    word = "tos" if field == "tos" else "from"
+    for value in values:
+        text = f"{value:#x}" if field == "tos" else str(value)
+        netns.ip(f"-{family}", "route", "add", prefix, word, text, "via", gateway, "dev", "v0",
+                 "table", "100")  # fmt: skip
+    first, second = (Route(prefix, nexthop=gateway, device="v0", table=100, **{field: v})
+                     for v in values)  # fmt: skip
+    async with connect_in(netns) as conn:
+        listed = [r async for r in conn.list_routes(table=100)]
+        assert sorted(str(getattr(r, field)) for r in listed if str(r.prefix) == prefix) == sorted(
+            str(v) for v in values
+        )
+        found = await conn.lookup(second)
+        assert getattr(found, field) == getattr(second, field)
+        removed = await conn.delete(second)
+        assert getattr(removed, field) == getattr(second, field)
+        remaining = _key_values(netns, family, prefix, field)
+        assert len(remaining) == 1 and remaining != _key_values_of(second, field)
+        with pytest.raises(NotFoundError):
+            await conn.lookup(second)
+        assert await conn.delete_many([first]) == [True]
+        assert _key_values(netns, family, prefix, field) == []
+
+
+def _key_values_of(route: Route, field: str) -> list[str]:
+    value = getattr(route, field)
+    return [f"{value:#04x}" if field == "tos" else str(value)]
+
+
 @pytest.mark.parametrize(("family", "prefix", "gateway"), FAMILIES)
 async def test_lookup_finds_the_metric_asked_for(
     netns: Namespace, family: int, prefix: str, gateway: str
