@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Interface, IPv6Interface, ip_interface
 from typing import NamedTuple, TypedDict, Unpack
 
+from ._codec import pack_rule_body
 from ._values import (
     U32_MAX,
     IPAddress,
@@ -431,6 +432,25 @@ class Rule:
             other=self.other_attributes,
         )
 
+    def _body(self, family: int, *, delete: bool = False) -> bytes | RuleMessage:
+        """What a bulk call sends for this rule: a Cilium rule's body packed in one
+        call (the hot path of replace_rules and delete_rules), else its message."""
+        if self._extra is not _UNSET:
+            return self._message(family, delete=delete)
+        src, dst = self._src_address, self._dst_address
+        return pack_rule_body(
+            family,
+            FR_ACT.UNSPEC if delete else FR_ACT.TO_TBL,
+            self.table,
+            self.priority,
+            self.mark,
+            self.mask,
+            None if src is None else src.packed,
+            0 if self.src is None else self.src.prefixlen,
+            None if dst is None else dst.packed,
+            0 if self.dst is None else self.dst.prefixlen,
+        )
+
     def _matches(self, found: Rule) -> bool:
         """Cilium's lookupRule: priority, mark, mask 0 and src/dst None mean "any"; the
         table must be equal, and so must every field beyond Cilium's (a rule with ``iif
@@ -742,7 +762,7 @@ async def replace_rules(
                 continue
             if batch.full:
                 await batch.pause()
-            batch.add(Message(RTM.NEWRULE, _CREATE_EXCL, rule._message(rule_family)))
+            batch.add_request(RTM.NEWRULE, _CREATE_EXCL, rule._body(rule_family))
         errors = await batch.finish()
     finally:
         batch.abandon()
@@ -763,7 +783,7 @@ async def delete_rules(
             rule._check_family(rule_family)
             if batch.full:
                 await batch.pause()
-            batch.add(Message(RTM.DELRULE, 0, rule._message(rule_family, delete=True)))
+            batch.add_request(RTM.DELRULE, 0, rule._body(rule_family, delete=True))
         errors = await batch.finish()
     finally:
         batch.abandon()

@@ -9,11 +9,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from asyncroute._codec import RTAX_MTU, encode_message, pack_route_body
+from asyncroute._codec import RTAX_MTU, encode_body, encode_message, pack_route_body
 from asyncroute._values import parse_network
 from asyncroute.bulk import _Template
+from asyncroute.constants import AF_INET, AF_INET6
 from asyncroute.messages import Message, RouteMessage
 from asyncroute.route import Route
+from asyncroute.rule import Rule
 
 u8 = st.integers(0, 255)
 u32 = st.integers(0, 2**32 - 1)
@@ -185,3 +187,35 @@ def test_bulk_templates_equal_route_bodies(pair: tuple[Route, Route], oif: int, 
     deletion = _Template(first._delete_body(oif), len(first._dst), None)
     assert deletion.body(first) == first._delete_body(oif)
     assert deletion.body(second) == second._delete_body(oif)
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@st.composite
+def cilium_rules(draw: st.DrawFn) -> tuple[Rule, int]:
+    """A Rule with Cilium's fields only (selectors of one family, any table), and its
+    family."""
+    family = draw(st.sampled_from([4, 6]))
+    bits = 32 if family == 4 else 128
+    networks_of_family = st.none() | st.builds(
+        lambda value, length: ip_network((value, length), strict=False),
+        st.integers(0, 2**bits - 1).map(lambda v: ip_address(v.to_bytes(bits // 8, "big"))),
+        st.integers(0, bits),
+    )
+    rule = Rule(
+        priority=draw(u32), mark=draw(u32), mask=draw(u32),
+        src=draw(networks_of_family), dst=draw(networks_of_family), table=draw(u32),
+    )  # fmt: skip
+    return rule, AF_INET if family == 4 else AF_INET6
+
+
+@settings(max_examples=1000, deadline=None)
+@given(cilium_rules(), st.booleans())
+def test_rule_packed_body_equals_its_message(case: tuple[Rule, int], delete: bool) -> None:
+    """replace_rules/delete_rules send a Cilium rule's packed body: the same bytes as its
+    message."""
+    rule, family = case
+    body = rule._body(family, delete=delete)
+    assert isinstance(body, bytes)
+    assert body == encode_body(rule._message(family, delete=delete))
