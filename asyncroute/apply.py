@@ -44,7 +44,9 @@ from .batchfile import (
     split_args,
 )
 from .connection import NetlinkConnection, RequestBatch
+from .constants import RTM, RTPROT
 from .errors import ExistsError, KernelError
+from .listing import list_routes
 from .messages import Body
 
 __all__ = ["ApplyResult", "Failure", "apply_text", "iter_changes"]
@@ -74,7 +76,8 @@ class ApplyResult:
     Attributes:
         commands: commands read (blank lines and comments are not commands).
         applied: requests the kernel carried out.
-        unchanged: JSON rules that existed already (nothing to do).
+        unchanged: JSON rules that existed already, and listed routes the kernel made
+            itself that it holds already (nothing to do).
         routes: route requests among ``applied``.
         failures: every failed command, by line.
         stopped_at: the line apply stopped at (no ``force``), or None if every command
@@ -186,6 +189,9 @@ class _Applier:
         self.commands = 0
         self.stopped = False
         self.checked = 0
+        #: per family, the routes the kernel made itself, as changes (see kernel_route)
+        self.kernel_routes: dict[int, set[RouteChange]] = {}
+        self.unchanged = 0
 
     # -------------------------------------------------------------- bookkeeping
 
@@ -273,6 +279,32 @@ class _Applier:
             return oif, body
         return None
 
+    async def kernel_route(
+        self, line: int, item: int | None, text: str, change: RouteChange
+    ) -> None:
+        """A listed route the kernel made itself (protocol kernel: the connected, local
+        and broadcast routes of an address, ``fe80::/64``, ``ff00::/8``) is not written:
+        the kernel makes it from the address, and writing it cannot reproduce it (an
+        IPv6 replace matches prefix and metric only, so ``fe80::/64 dev v1`` would
+        replace ``fe80::/64 dev v0``; an IPv6 route written with metric 0 gets 1024).
+        One the kernel holds already counts as unchanged; any other is a failure."""
+        held = self.kernel_routes.get(change.family)
+        if held is None:
+            from .cli_common import route_json  # the listing's own shape, read back
+
+            held = self.kernel_routes[change.family] = set()
+            async for route in list_routes(self.conn, change.family, protocol=RTPROT.KERNEL):
+                found = change_from_json(route_json(route))
+                if isinstance(found, RouteChange):
+                    held.add(found)
+        if change in held:
+            self.unchanged += 1
+            return
+        self.fail(line, item, text, ParseError(
+            "a route the kernel makes itself (protocol kernel) is not written, and this "
+            "one is not there: add the address it comes from instead"
+        ))  # fmt: skip
+
     async def command(self, line: int, text: str) -> None:
         """Parse and queue one batch-file command (the full parser)."""
         try:
@@ -301,7 +333,7 @@ class _Applier:
         """Wait for every answer and sum up."""
         errors = await self.batch.finish()
         seconds = time.perf_counter() - started
-        result = ApplyResult(commands=self.commands, seconds=seconds)
+        result = ApplyResult(commands=self.commands, seconds=seconds, unchanged=self.unchanged)
         failures = self.failures
         for position, error in enumerate(errors):
             if error is None:
@@ -393,7 +425,14 @@ async def _apply_json(applier: _Applier, text: str) -> None:
             except ParseError as exc:
                 applier.fail(line, item, source, exc)
             else:
-                await applier.submit(line, item, source, change)
+                if (
+                    isinstance(change, RouteChange)
+                    and change.protocol == RTPROT.KERNEL
+                    and change.msg_type == RTM.NEWROUTE
+                ):
+                    await applier.kernel_route(line, item, source, change)
+                else:
+                    await applier.submit(line, item, source, change)
             if applier.stopped:
                 return
     except ParseError as exc:  # the text stopped being JSON: nothing after it can be read
