@@ -13,6 +13,7 @@ from ipaddress import (
     ip_address,
     ip_network,
 )
+from pathlib import Path
 from socket import AF_INET, AF_INET6, inet_pton
 from typing import Any, cast
 
@@ -210,3 +211,28 @@ def check_attributes(
             raise ValueError(f"{field}: {pair!r} is not a (number, bytes) pair")
         checked.append(pair)
     return tuple(checked)
+
+
+# ----------------------------------------------------------------- IP protocol names
+
+
+def ip_protocol_name(number: int) -> str:
+    """An IP protocol's name as ``ip rule`` prints ``ipproto`` (``getprotobynumber``,
+    from /etc/protocols), or the number."""
+    return _ip_protocols().get(number, str(number))
+
+
+_IP_PROTOCOLS: dict[int, str] = {}
+
+
+def _ip_protocols() -> dict[int, str]:
+    if not _IP_PROTOCOLS:
+        try:
+            lines = Path("/etc/protocols").read_text().splitlines()
+        except OSError:
+            lines = ["tcp 6", "udp 17", "icmp 1", "ipv6-icmp 58", "sctp 132"]
+        for line in lines:
+            words = line.partition("#")[0].split()
+            if len(words) >= 2 and words[1].isdigit():
+                _IP_PROTOCOLS.setdefault(int(words[1]), words[0])
+    return _IP_PROTOCOLS

@@ -40,7 +40,6 @@ import socket
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
-from pathlib import Path
 from typing import Any
 
 from . import ip_route_words as words
@@ -275,12 +274,6 @@ def protocol_name(number: int) -> str:
     return _reverse(_BUILTIN_PROTOCOLS, number)
 
 
-def ip_protocol_name(number: int) -> str:
-    """An IP protocol's name as ``ip rule`` prints ``ipproto`` (``getprotobynumber``,
-    from /etc/protocols), or the number."""
-    return _ip_protocols().get(number, str(number))
-
-
 def ip_protocol_number(text: str) -> int:
     """An IP protocol from its name (``tcp``) or number, as ``ip rule … ipproto`` reads
     it."""
@@ -290,22 +283,6 @@ def ip_protocol_number(text: str) -> int:
         return socket.getprotobyname(text)
     except OSError:
         raise ParseError(f'invalid ipproto "{text}"') from None
-
-
-_IP_PROTOCOLS: dict[int, str] = {}
-
-
-def _ip_protocols() -> dict[int, str]:
-    if not _IP_PROTOCOLS:
-        try:
-            lines = Path("/etc/protocols").read_text().splitlines()
-        except OSError:
-            lines = ["tcp 6", "udp 17", "icmp 1", "ipv6-icmp 58", "sctp 132"]
-        for line in lines:
-            words = line.partition("#")[0].split()
-            if len(words) >= 2 and words[1].isdigit():
-                _IP_PROTOCOLS.setdefault(int(words[1]), words[0])
-    return _IP_PROTOCOLS
 
 
 def scope_name(number: int) -> str:

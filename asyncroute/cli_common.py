@@ -316,7 +316,8 @@ def rule_message_json(
     ``apply`` reads it back as the same rule.  ``details``: also ``protocol`` when it is
     0 or kernel, as ``ip -d`` does; ``family``: also ``"family"`` (``inet``/``inet6``),
     which ``ip`` leaves out and ``apply`` reads."""
-    from .batchfile import ip_protocol_name, protocol_name, table_name
+    from ._values import ip_protocol_name
+    from .batchfile import protocol_name, table_name
 
     data: dict[str, Any] = {"priority": m.priority or 0}
     if family:

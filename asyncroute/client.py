@@ -11,7 +11,7 @@ import asyncio
 import os
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import bulk as _bulk
 from . import events as _events
@@ -22,10 +22,12 @@ from . import rule as _rule
 from ._retry import RetryPolicy
 from .connection import DEFAULT_TIMEOUT, NetlinkConnection
 from .constants import AF_INET, AF_INET6
-from .mtu import Configuration
 from .nexthop import NexthopGroup, NexthopObject
 from .route import Route
 from .rule import Rule
+
+if TYPE_CHECKING:  # mtu reads the default connection from here: typing only
+    from .mtu import Configuration
 
 __all__ = [
     "Connection",

@@ -20,10 +20,11 @@ from ._values import (
     IPNetwork,
     check_attributes,
     check_uint,
+    ip_protocol_name,
     parse_network,
 )
 from .connection import DUMP_RETRIES, NetlinkConnection
-from .constants import AF_INET, AF_INET6, FR_ACT, NLM_F, RT_TABLE, RTM
+from .constants import AF_INET, AF_INET6, FR_ACT, NLM_F, RT_TABLE, RTM, RTPROT
 from .errors import AsyncrouteError, ExistsError
 from .messages import Address, Message, RawAttributes, RuleMessage
 
@@ -43,6 +44,8 @@ _IFNAMSIZ = 16
 
 Range = tuple[int, int]
 _IPInterface = IPv4Interface | IPv6Interface
+#: rtm_protocol names (RTPROT_*), as ``ip`` prints the common ones.
+_PROTOCOL_NAMES = {int(kind): kind.name.lower() for kind in RTPROT}
 _ACTION_WORDS: dict[int, str] = {
     FR_ACT.NOP: "nop",
     FR_ACT.BLACKHOLE: "blackhole",
@@ -324,8 +327,6 @@ class Rule:
         if self.uid_range is not None:
             words.append(f"uidrange {self.uid_range[0]}-{self.uid_range[1]}")
         if self.ip_proto:
-            from .batchfile import ip_protocol_name
-
             words.append(f"ipproto {ip_protocol_name(self.ip_proto)}")
         for word, ports in (("sport", self.sport), ("dport", self.dport)):
             if ports is not None:
@@ -341,9 +342,7 @@ class Rule:
         if self.suppress_ifgroup is not None:
             words.append(f"suppress_ifgroup {self.suppress_ifgroup}")
         if self.protocol:
-            from .batchfile import protocol_name
-
-            words.append(f"proto {protocol_name(self.protocol)}")
+            words.append(f"proto {_PROTOCOL_NAMES.get(self.protocol, str(self.protocol))}")
         words += [f"attribute {number} 0x{value.hex()}" for number, value in self.other_attributes]
         return words
 
