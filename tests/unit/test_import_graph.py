@@ -1,4 +1,5 @@
-"""The package's import graph keeps the layering docs/architecture.md describes.
+"""The package's import graph keeps the layering docs/architecture.md describes (its
+table of layers is written out here: :data:`LAYERS`, :data:`TOOLS`).
 
 Every import counts, at module level or inside a function (a lazy import is still a
 dependency), except those under ``if TYPE_CHECKING:``.  The graph must have no cycle;
@@ -18,41 +19,14 @@ PACKAGE = Path(__file__).resolve().parents[2] / "asyncroute"
 
 #: The layers, lowest first.  A module may import from its own layer and those below.
 LAYERS: list[tuple[str, frozenset[str]]] = [
+    ("L0 vocabulary", frozenset({"constants", "errors"})),
+    ("L1 wire codec", frozenset({"_frame", "_codec", "messages"})),
+    ("L2 sans-I/O core", frozenset({"_protocol"})),
+    ("L3 I/O", frozenset({"_socket", "_flight", "_gil", "connection"})),
     (
-        "vocabulary: numbers, values, errors, the wire format and its words",
+        "L4 API",
         frozenset(
-            {
-                "constants",
-                "errors",
-                "_values",
-                "_frame",
-                "messages",
-                "_codec",
-                "encap",
-                "route_attributes",
-                "ip_route_words",
-            }
-        ),
-    ),
-    (
-        "engine: socket, transport, sequence numbers, retries, device lookups",
-        frozenset({"_gil", "_socket", "_flight", "_retry", "_protocol", "connection", "_links"}),
-    ),
-    (
-        "library: values with their operations, bulk, listings, events, the API",
-        frozenset(
-            {
-                "multipath",
-                "route",
-                "rule",
-                "nexthop",
-                "bulk",
-                "listing",
-                "events",
-                "client",
-                "mtu",
-                "__init__",
-            }
+            ["_values", "_links", "_retry", "encap", "route_attributes", "ip_route_words", "route", "multipath", "bulk", "rule", "mtu", "listing", "nexthop", "events", "client", "__init__"]
         ),
     ),
 ]
