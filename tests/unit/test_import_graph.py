@@ -26,7 +26,24 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
     (
         "L4 API",
         frozenset(
-            ["_values", "_links", "_retry", "encap", "route_attributes", "ip_route_words", "route", "multipath", "bulk", "rule", "mtu", "listing", "nexthop", "events", "client", "__init__"]
+            [
+                "_values",
+                "_links",
+                "_retry",
+                "encap",
+                "route_attributes",
+                "ip_route_words",
+                "route",
+                "multipath",
+                "bulk",
+                "rule",
+                "mtu",
+                "listing",
+                "nexthop",
+                "events",
+                "client",
+                "__init__",
+            ]
         ),
     ),
 ]
