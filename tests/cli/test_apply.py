@@ -420,7 +420,7 @@ def _canonical(message: bytes) -> tuple[Any, ...]:
 @pytest.mark.skipif(shutil.which("strace") is None, reason="needs strace to see ip's requests")
 def test_requests_are_byte_for_byte_ips(netns: Namespace, tmp_path: Path) -> None:
     from asyncroute._codec import encode_message
-    from asyncroute.batchfile import RouteChange, parse_command, split_args
+    from asyncroute.cli.batchfile import RouteChange, parse_command, split_args
     from asyncroute.messages import Message
 
     path = tmp_path / "same.batch"

@@ -14,8 +14,8 @@ import pytest
 
 from asyncroute import Encap, Route
 from asyncroute._codec import decode_body
-from asyncroute.apply import _Template
-from asyncroute.batchfile import (
+from asyncroute.cli.applier import _Template
+from asyncroute.cli.batchfile import (
     ParseError,
     RouteChange,
     RuleChange,

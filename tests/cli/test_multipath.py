@@ -115,7 +115,7 @@ def test_nhid_upsert_lookup_delete(netns: Namespace, netns2: Namespace) -> None:
 )
 def test_bad_multipath_words(words: str, message: str) -> None:
     from asyncroute import Route
-    from asyncroute.cli_route import parse_route_words
+    from asyncroute.cli.route import parse_route_words
 
     with pytest.raises(ValueError, match=message):
         Route(**parse_route_words(words.split()))

@@ -11,7 +11,7 @@ import pytest
 
 from asyncroute import NexthopGroup
 from asyncroute.cli import main
-from asyncroute.cli_nexthop import parse_group, parse_nexthop_words
+from asyncroute.cli.nexthop import parse_group, parse_nexthop_words
 from asyncroute.testing import Namespace
 from tests.cli.conftest import run_cli, run_json
 

@@ -52,14 +52,14 @@ TOOLS = frozenset(
     [
         "__main__",
         "cli",
-        "cli_common",
-        "cli_route",
-        "cli_rule",
-        "cli_nexthop",
-        "cli_monitor",
-        "cli_apply",
-        "batchfile",
-        "apply",
+        "cli.common",
+        "cli.route",
+        "cli.rule",
+        "cli.nexthop",
+        "cli.monitor",
+        "cli.apply",
+        "cli.applier",
+        "cli.batchfile",
         "bench",
         "netns",
         "testing",
@@ -68,31 +68,52 @@ TOOLS = frozenset(
 )
 
 
-def _module_names() -> set[str]:
-    return {path.stem for path in PACKAGE.glob("*.py")}
+def _module_names() -> dict[str, Path]:
+    """Every module of the package by dotted name below it (``route``, ``cli.route``;
+    a subpackage by its own name, ``cli``)."""
+    names: dict[str, Path] = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE).with_suffix("").parts
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts = parts[:-1]
+        names[".".join(parts)] = path
+    return names
+
+
+MODULES = _module_names()
 
 
 def _imports(name: str) -> set[str]:
     """The package modules ``name`` imports (lazy imports included, typing-only not)."""
-    tree = ast.parse((PACKAGE / f"{name}.py").read_text())
+    path = MODULES[name]
+    tree = ast.parse(path.read_text())
     typing_only: set[int] = set()
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.dump(node.test):
             typing_only.update(id(child) for child in ast.walk(node))
-    modules = _module_names()
+    # The package a relative import starts from: the module's own for an __init__.
+    here = (
+        name.split(".")
+        if path.name == "__init__.py" and name != "__init__"
+        else name.split(".")[:-1]
+    )
     found: set[str] = set()
     for node in ast.walk(tree):
-        if id(node) in typing_only or not isinstance(node, ast.ImportFrom) or node.level != 1:
+        if id(node) in typing_only or not isinstance(node, ast.ImportFrom) or not node.level:
             continue
+        base = here[: len(here) - (node.level - 1)] if node.level > 1 else here
         if node.module is None:  # from . import x
-            found.update(alias.name for alias in node.names if alias.name in modules)
-        elif node.module.split(".")[0] in modules:
-            found.add(node.module.split(".")[0])
+            candidates = [".".join([*base, alias.name]) for alias in node.names]
+        else:
+            target = [*base, *node.module.split(".")]
+            candidates = [".".join(target[:i]) for i in range(len(target), 0, -1)][:1]
+            candidates += [".".join([*target, alias.name]) for alias in node.names]
+        found.update(c for c in candidates if c in MODULES)
     found.discard(name)
     return found
 
 
-GRAPH = {name: _imports(name) for name in sorted(_module_names())}
+GRAPH = {name: _imports(name) for name in sorted(MODULES)}
 
 
 def test_every_module_has_a_place() -> None:

@@ -27,7 +27,7 @@ from contextlib import AsyncExitStack
 from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
 
-from .cli_common import (
+from .common import (
     EXIT_FAILED,
     EXIT_OK,
     add_common_options,
@@ -42,11 +42,11 @@ from .cli_common import (
 )
 
 if TYPE_CHECKING:
-    from .connection import NetlinkConnection
-    from .events import Event
-    from .messages import LinkMessage, Message, NexthopMessage
-    from .nexthop import NexthopGroup, NexthopObject
-    from .rule import Rule
+    from ..connection import NetlinkConnection
+    from ..events import Event
+    from ..messages import LinkMessage, Message, NexthopMessage
+    from ..nexthop import NexthopGroup, NexthopObject
+    from ..rule import Rule
 
 __all__ = ["DESCRIPTION", "EPILOG", "OBJECTS", "EventPrinter", "add_arguments", "run"]
 
@@ -174,8 +174,8 @@ class EventPrinter:
         name = self._names.get(index)
         if name is not None:
             return name
-        from ._links import device_name
-        from .errors import NotFoundError
+        from .._links import device_name
+        from ..errors import NotFoundError
 
         if self._conn is None:
             import asyncroute
@@ -191,7 +191,7 @@ class EventPrinter:
         return name
 
     async def _nexthop(self, body: NexthopMessage) -> NexthopObject | NexthopGroup | None:
-        from .nexthop import nexthop_from_message
+        from ..nexthop import nexthop_from_message
 
         device = await self._device(body.oif) if body.oif and not body.group else ""
         try:
@@ -203,8 +203,8 @@ class EventPrinter:
     def _implied(message: Message | None) -> tuple[str, dict[str, Any] | None]:
         """``(text, JSON)`` of the message that implies a removal the kernel did not
         announce."""
-        from .constants import RTM
-        from .messages import LinkMessage, NexthopMessage
+        from ..constants import RTM
+        from ..messages import LinkMessage, NexthopMessage
 
         if message is None:
             return "", None
@@ -228,8 +228,8 @@ class EventPrinter:
     def family_of(event: Event) -> int | None:
         """The address family of ``event`` (AF_INET, AF_INET6), or None if it has none
         (a link, a nexthop group, a Resync)."""
-        from . import events as ev
-        from .messages import NexthopMessage
+        from .. import events as ev
+        from ..messages import NexthopMessage
 
         if isinstance(event, ev.RouteAdded | ev.RouteRemoved):
             return event.route.family
@@ -265,8 +265,8 @@ class EventPrinter:
 
     async def render(self, event: Event) -> str:
         """The output line for ``event`` (without the newline)."""
-        from . import events as ev
-        from .messages import NexthopMessage
+        from .. import events as ev
+        from ..messages import NexthopMessage
 
         data: dict[str, Any] = {"event": type(event).__name__}
         text: str
@@ -342,7 +342,7 @@ def run(args: argparse.Namespace) -> int:
 
         import asyncroute
 
-        from .events import subscribe
+        from ..events import subscribe
 
         count = args.count
         seen = 0

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from socket import AF_INET, AF_INET6
 from typing import Any
 
-from .cli_common import (
+from .common import (
     EXIT_OK,
     add_word_commands,
     print_json,
@@ -113,7 +113,7 @@ def _number(text: str, what: str) -> int:
 def _parse_hops(words: Sequence[str]) -> list[Any]:
     """:class:`~asyncroute.Nexthop` objects from ``nexthop via GW dev D weight W
     [onlink] nexthop …`` (``words`` starts with the first ``nexthop``)."""
-    from .multipath import Nexthop
+    from ..multipath import Nexthop
 
     hops: list[Any] = []
     index = 0
@@ -275,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
             filters = _filters(args.spec)
             route = None
         else:
-            from .route import Route
+            from ..route import Route
 
             route = Route(**parse_route_words(args.spec, args.family))
             filters = {}
@@ -322,7 +322,7 @@ _HOP_LINES = "\n\t"
 async def _list(conn: Any, args: argparse.Namespace, filters: dict[str, Any]) -> int:
     # listing.py is written alongside; imported here so that the other commands work
     # without it.
-    from .listing import list_routes
+    from ..listing import list_routes
 
     family = {4: AF_INET, 6: AF_INET6}.get(args.family) if args.family else None
     routes = [route async for route in list_routes(conn, family, **filters)]

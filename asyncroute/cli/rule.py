@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from socket import AF_INET, AF_INET6
 from typing import Any
 
-from .cli_common import (
+from .common import (
     EXIT_OK,
     add_word_commands,
     print_json,
@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     command = args.rule_command
     what = f"rule {command}"
     try:
-        from .rule import Rule
+        from ..rule import Rule
 
         fields = parse_rule_words(args.spec)
         rule = Rule(**fields)
@@ -171,8 +171,8 @@ async def _list(conn: Any, args: argparse.Namespace, rule: Any) -> int:
     # Printed from the kernel's messages, every attribute in ip's words (not through
     # Rule, which holds Cilium's fields only): `apply` reads the JSON back as the same
     # rules.
-    from .listing import _rule_matches
-    from .rule import _listing
+    from ..listing import _rule_matches
+    from ..rule import _listing
 
     families = {4: (AF_INET,), 6: (AF_INET6,)}.get(args.family, (AF_INET, AF_INET6))
     found = [

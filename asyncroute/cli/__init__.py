@@ -78,7 +78,7 @@ class Subcommand:
 SUBCOMMANDS: tuple[Subcommand, ...] = (
     Subcommand(
         "route",
-        "asyncroute.cli_route",
+        "asyncroute.cli.route",
         "upsert, delete, look up or list routes",
         "Routes, written as `ip route` takes them.  `asyncroute route COMMAND --help`\n"
         "shows the syntax and examples.\n\n"
@@ -88,7 +88,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand(
         "rule",
-        "asyncroute.cli_rule",
+        "asyncroute.cli.rule",
         "replace, delete or list policy-routing rules",
         "Policy rules, written as `ip rule` takes them.  `asyncroute rule COMMAND --help`\n"
         "shows the syntax and examples.\n\n"
@@ -98,12 +98,12 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand(
         "apply",
-        "asyncroute.cli_apply",
+        "asyncroute.cli.apply",
         "apply a batch file or ip -json output (what ip -batch does, pipelined)",
     ),
     Subcommand(
         "nexthop",
-        "asyncroute.cli_nexthop",
+        "asyncroute.cli.nexthop",
         "replace, delete, show or list nexthop objects and groups",
         "Nexthop objects (Linux 5.3+), written as `ip nexthop` takes them; routes use\n"
         "them with `nhid ID`.  `asyncroute nexthop COMMAND --help` shows the syntax.\n\n"
@@ -114,7 +114,7 @@ SUBCOMMANDS: tuple[Subcommand, ...] = (
     ),
     Subcommand(
         "monitor",
-        "asyncroute.cli_monitor",
+        "asyncroute.cli.monitor",
         "print route, rule, nexthop and link events as they happen",
     ),
     Subcommand(

@@ -12,7 +12,7 @@ import shlex
 import sys
 from typing import TYPE_CHECKING, Any
 
-from .cli_common import (
+from .common import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_USAGE,
@@ -25,7 +25,7 @@ from .cli_common import (
 )
 
 if TYPE_CHECKING:
-    from .apply import ApplyResult, Failure
+    from .applier import ApplyResult, Failure
 
 __all__ = ["DESCRIPTION", "EPILOG", "add_arguments", "run"]
 
@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     async def main() -> int:
         import asyncroute
 
-        from .apply import apply_text
+        from .applier import apply_text
 
         try:
             async with asyncroute.connect(args.netns) as conn:
@@ -274,7 +274,7 @@ def _report(args: argparse.Namespace, result: ApplyResult) -> None:
 
 
 def _dry_run(args: argparse.Namespace, text: str) -> int:
-    from .apply import iter_changes
+    from .applier import iter_changes
     from .batchfile import ParseError
 
     prefix = ["ip"] + (["-n", args.netns] if args.netns else [])

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
 
-from .cli_common import (
+from .common import (
     EXIT_OK,
     add_word_commands,
     nexthop_json,
@@ -31,7 +31,7 @@ from .cli_common import (
 )
 
 if TYPE_CHECKING:
-    from .nexthop import NexthopGroup, NexthopObject
+    from ..nexthop import NexthopGroup, NexthopObject
 
 __all__ = ["NEXTHOP_SYNTAX", "add_arguments", "parse_group", "parse_nexthop_words", "run"]
 
@@ -118,8 +118,8 @@ def parse_nexthop_words(
     """A :class:`~asyncroute.NexthopObject` or :class:`~asyncroute.NexthopGroup` from
     ``ip nexthop``-style words; ``family`` (4 or 6) for one without a gateway.  Raises
     ValueError for a bad word."""
+    from ..nexthop import NexthopGroup, NexthopObject
     from .batchfile import ParseError, protocol_number
-    from .nexthop import NexthopGroup, NexthopObject
 
     fields: dict[str, Any] = {}
     group: list[tuple[int, int]] | None = None

@@ -17,15 +17,15 @@ from collections.abc import Awaitable, Callable, Sequence
 from socket import AF_INET, AF_INET6
 from typing import TYPE_CHECKING, Any
 
-from . import ip_route_words as ip_words
-from .constants import FR_ACT
+from .. import ip_route_words as ip_words
+from ..constants import FR_ACT
 
 if TYPE_CHECKING:
-    from .messages import RuleMessage
-    from .multipath import Nexthop
-    from .nexthop import NexthopGroup, NexthopObject
-    from .route import Route
-    from .rule import Rule
+    from ..messages import RuleMessage
+    from ..multipath import Nexthop
+    from ..nexthop import NexthopGroup, NexthopObject
+    from ..route import Route
+    from ..rule import Rule
 
 __all__ = [
     "EXIT_FAILED",
@@ -116,7 +116,7 @@ def run_async(main: Callable[[], Awaitable[int]]) -> int:
 def describe_error(error: BaseException) -> str:
     """An error in one line, led by what the kernel said: ``File exists``, then the
     kernel's extended-ACK message (``Nexthop has invalid gateway``) when it sent one."""
-    from .errors import KernelError
+    from ..errors import KernelError
 
     if isinstance(error, KernelError):
         text = error.strerror or f"errno {error.errno}"
@@ -134,7 +134,7 @@ def describe_error(error: BaseException) -> str:
 def error_json(error: BaseException) -> dict[str, Any]:
     """An error as a JSON object: ``error`` (the text of :func:`describe_error`), and for
     a kernel error ``errno``, ``strerror`` and ``kernel_message``."""
-    from .errors import KernelError
+    from ..errors import KernelError
 
     data: dict[str, Any] = {"error": describe_error(error), "type": type(error).__name__}
     if isinstance(error, KernelError):
@@ -145,7 +145,7 @@ def error_json(error: BaseException) -> dict[str, Any]:
 def report_error(args: argparse.Namespace, what: str, error: BaseException) -> int:
     """Print ``asyncroute WHAT: error`` on stderr (a JSON object with ``--json``) and
     return the exit status: 2 for bad input (ValueError), else 1."""
-    from .errors import KernelError
+    from ..errors import KernelError
 
     usage = isinstance(error, ValueError) and not isinstance(error, KernelError)
     if getattr(args, "json", False):
@@ -296,7 +296,7 @@ def rule_text(rule: Rule, family: int | None = None) -> str:
 def _shown(rule: Rule, family: int | None) -> RuleMessage:
     """The message of ``rule`` as the kernel reports it: without a zero fwmark and
     fwmask (Cilium sends both always; the kernel keeps no mark then and lists none)."""
-    from .rule import _family_of
+    from ..rule import _family_of
 
     message = rule._message(_family_of(rule, family))
     if not message.fwmark and not message.fwmask:
@@ -316,7 +316,7 @@ def rule_message_json(
     ``apply`` reads it back as the same rule.  ``details``: also ``protocol`` when it is
     0 or kernel, as ``ip -d`` does; ``family``: also ``"family"`` (``inet``/``inet6``),
     which ``ip`` leaves out and ``apply`` reads."""
-    from ._values import ip_protocol_name
+    from .._values import ip_protocol_name
     from .batchfile import protocol_name, table_name
 
     data: dict[str, Any] = {"priority": m.priority or 0}
@@ -448,8 +448,8 @@ def nexthop_text(nexthop: NexthopObject | NexthopGroup) -> str:
     """A nexthop object or group on one line as ``ip nexthop show`` prints it
     (``id 1 via 192.0.2.1 dev v0``, ``id 10 group 1/3,2``), in the words
     ``nexthop replace`` reads; an IPv6 nexthop is marked ``-6``."""
+    from ..nexthop import NexthopGroup
     from .batchfile import protocol_name
-    from .nexthop import NexthopGroup
 
     words = [f"id {nexthop.id}"]
     if isinstance(nexthop, NexthopGroup):
@@ -478,8 +478,8 @@ def nexthop_json(nexthop: NexthopObject | NexthopGroup) -> dict[str, Any]:
     """A nexthop object or group in the shape of one ``ip -json nexthop show`` object
     (``blackhole`` and ``fdb`` are ``null`` when set, as ``ip`` prints them), plus
     ``family`` for a single nexthop."""
+    from ..nexthop import NexthopGroup
     from .batchfile import protocol_name
-    from .nexthop import NexthopGroup
 
     data: dict[str, Any] = {"id": nexthop.id}
     if isinstance(nexthop, NexthopGroup):

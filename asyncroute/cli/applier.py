@@ -29,7 +29,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ._links import DeviceIndexes
+from .._links import DeviceIndexes
+from ..connection import NetlinkConnection, RequestBatch
+from ..constants import RTM, RTPROT
+from ..errors import ExistsError, KernelError
+from ..listing import list_routes
+from ..messages import Body
 from .batchfile import (
     Change,
     ParseError,
@@ -43,11 +48,6 @@ from .batchfile import (
     parse_command,
     split_args,
 )
-from .connection import NetlinkConnection, RequestBatch
-from .constants import RTM, RTPROT
-from .errors import ExistsError, KernelError
-from .listing import list_routes
-from .messages import Body
 
 __all__ = ["ApplyResult", "Failure", "apply_text", "iter_changes"]
 
@@ -290,7 +290,7 @@ class _Applier:
         One the kernel holds already counts as unchanged; any other is a failure."""
         held = self.kernel_routes.get(change.family)
         if held is None:
-            from .cli_common import route_json  # the listing's own shape, read back
+            from .common import route_json  # the listing's own shape, read back
 
             held = self.kernel_routes[change.family] = set()
             async for route in list_routes(self.conn, change.family, protocol=RTPROT.KERNEL):

@@ -42,15 +42,15 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 from typing import Any
 
-from . import ip_route_words as words
-from ._codec import encode_body, pack_route_body
-from .constants import AF_INET, AF_INET6, AF_UNSPEC, FR_ACT, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTN
-from .constants import RTNH_F as _RTNH_F
-from .constants import RTPROT as _RTPROT
-from .encap import Encap
-from .messages import MultipathHop, RouteMessage, RuleMessage
-from .multipath import hop_attributes
-from .route_attributes import RouteAttributes
+from .. import ip_route_words as words
+from .._codec import encode_body, pack_route_body
+from ..constants import AF_INET, AF_INET6, AF_UNSPEC, FR_ACT, NLM_F, RT_SCOPE, RT_TABLE, RTM, RTN
+from ..constants import RTNH_F as _RTNH_F
+from ..constants import RTPROT as _RTPROT
+from ..encap import Encap
+from ..messages import MultipathHop, RouteMessage, RuleMessage
+from ..multipath import hop_attributes
+from ..route_attributes import RouteAttributes
 
 __all__ = [
     "Change",
