@@ -1,7 +1,7 @@
 """The bulk API against a fake kernel: request_many, upsert_many and delete_many.
 
 A :class:`BulkKernel` handler stands in for rtnetlink behind
-:class:`asyncroute._fake_kernel.FakeKernel`.  It resolves device names (``v0`` is
+:class:`asyncroute.testing.fake_kernel.FakeKernel`.  It resolves device names (``v0`` is
 ifindex 3, ``v1`` ifindex 4, anything else ENODEV), answers route requests with the
 errno the test's ``answer`` picks (0: ack), and can *hold* requests instead of answering
 them, to be answered later with :meth:`BulkKernel.release`.  It records every request
@@ -40,11 +40,11 @@ from asyncroute import (
     PermissionDeniedError,
     Route,
 )
-from asyncroute._fake_kernel import FakeKernel, ack, dump_replies, error_reply
 from asyncroute.connection import group_size
 from asyncroute.constants import AF_INET, NLM_F, RTM
 from asyncroute.errors import AsyncrouteError
 from asyncroute.messages import LinkMessage, Message, RouteMessage
+from asyncroute.testing.fake_kernel import FakeKernel, ack, dump_replies, error_reply
 
 pytestmark = pytest.mark.anyio
 

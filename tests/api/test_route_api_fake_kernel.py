@@ -1,7 +1,7 @@
 """The route API against a fake kernel: what upsert/delete/lookup/replace_rule put on the wire.
 
 A :class:`MiniKernel` handler stands in for rtnetlink behind
-:class:`asyncroute._fake_kernel.FakeKernel`: it resolves device names (``v0`` is
+:class:`asyncroute.testing.fake_kernel.FakeKernel`: it resolves device names (``v0`` is
 ifindex 3, anything else is ENODEV), answers every other request as the test tells it
 to, and records every request it sees.  The connection under test is the real
 :class:`asyncroute.Connection`, so the messages checked here are the decoded bytes that
@@ -39,9 +39,9 @@ from asyncroute import (
     Rule,
     mtu,
 )
-from asyncroute._fake_kernel import FakeKernel, ack, dump_replies, error_reply
 from asyncroute.constants import AF_INET, AF_INET6, NLM_F, RTM, RTM_F
 from asyncroute.messages import LinkMessage, Message, RouteMessage, RuleMessage
+from asyncroute.testing.fake_kernel import FakeKernel, ack, dump_replies, error_reply
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ Nothing here talks to a socket.  A :class:`Driver` owns one :class:`NetlinkProto
 queues requests, pulls the datagrams the core wants to send with ``data_to_send()``,
 decodes them with the real codec (so a test learns the seqs and the exact requests the
 "kernel" saw), and feeds reply bytes back with ``receive_datagram()``.  Reply bytes are
-built from :mod:`asyncroute._fake_kernel`'s helpers and :func:`encode_message`.
+built from :mod:`asyncroute.testing.fake_kernel`'s helpers and :func:`encode_message`.
 """
 
 from __future__ import annotations
@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from ipaddress import IPv4Address
 
 from asyncroute._codec import decode_datagram, encode_message
-from asyncroute._fake_kernel import ack, dump_replies, error_reply
 from asyncroute._frame import HEADER
 from asyncroute._protocol import Finished, NetlinkProtocol, Reply
 from asyncroute.constants import AF_INET, NLM_F, NLMSG, RTM
 from asyncroute.messages import Body, DoneMessage, ErrorMessage, LinkMessage, Message, RouteMessage
+from asyncroute.testing.fake_kernel import ack, dump_replies, error_reply
 
 __all__ = [
     "PORT_ID",

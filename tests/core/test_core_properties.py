@@ -21,12 +21,12 @@ import hypothesis.strategies as st
 from hypothesis import given, settings
 
 from asyncroute._codec import encode_message
-from asyncroute._fake_kernel import ack, error_reply
 from asyncroute._frame import HEADER
 from asyncroute._protocol import Finished, NetlinkProtocol, Reply
 from asyncroute.constants import NLM_F, NLMSG, RTM
 from asyncroute.errors import DumpInterrupted, KernelError, OutcomeUnknown
 from asyncroute.messages import Message
+from asyncroute.testing.fake_kernel import ack, error_reply
 
 from .helpers import (
     PORT_ID,

@@ -22,7 +22,6 @@ import pytest
 from hypothesis import given, settings
 
 from asyncroute._codec import encode_message
-from asyncroute._fake_kernel import ack, error_reply
 from asyncroute._frame import HEADER, iter_frames
 from asyncroute._protocol import ACK_COST, REPLY_COST, Finished, NetlinkProtocol
 from asyncroute.constants import NLM_F, NLMSG, RTM
@@ -35,6 +34,7 @@ from asyncroute.errors import (
     OutcomeUnknown,
 )
 from asyncroute.messages import Body, DoneMessage, LinkMessage, Message
+from asyncroute.testing.fake_kernel import ack, error_reply
 
 from .helpers import (
     PORT_ID,

@@ -13,7 +13,6 @@ import struct
 import pytest
 
 from asyncroute._codec import decode_datagram, encode_message
-from asyncroute._fake_kernel import ack
 from asyncroute._frame import HEADER
 from asyncroute._protocol import Finished, Reply
 from asyncroute.constants import NLM_F, NLMSG, RTM
@@ -28,6 +27,7 @@ from asyncroute.errors import (
     OutcomeUnknown,
 )
 from asyncroute.messages import ErrorMessage, LinkMessage, Message
+from asyncroute.testing.fake_kernel import ack
 
 from .helpers import (
     PORT_ID,

@@ -25,11 +25,11 @@ import struct
 import anyio
 import pytest
 
-from asyncroute._fake_kernel import FakeKernel
 from asyncroute._protocol import Finished, NetlinkProtocol
 from asyncroute.constants import AF_INET, NLM_F, NLMSG, RTM
 from asyncroute.errors import AsyncrouteError
 from asyncroute.messages import Message, RouteMessage
+from asyncroute.testing.fake_kernel import FakeKernel
 
 INT32_MIN = -(2**31)
 NEWROUTE = Message(RTM.NEWROUTE, int(NLM_F.CREATE), RouteMessage(family=AF_INET))

@@ -37,12 +37,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from asyncroute import Connection, Route
-from asyncroute._fake_kernel import FAKE_PORT_ID, FakeKernel, ack, dump_replies
 from asyncroute._socket import open_netlink_socket
 from asyncroute.constants import AF_INET, NLM_F, RTM
 from asyncroute.errors import AsyncrouteError
 from asyncroute.messages import Message, RouteMessage
 from asyncroute.testing import Namespace
+from asyncroute.testing.fake_kernel import FAKE_PORT_ID, FakeKernel, ack, dump_replies
 from tests import oracle
 from tests.fuzz import strategies as fs
 from tests.fuzz.profile import FULL, fuzz, hit

@@ -35,7 +35,6 @@ import pytest
 
 from asyncroute import Connection
 from asyncroute._codec import encode_message
-from asyncroute._fake_kernel import FAKE_PORT_ID, FakeKernel, ack, dump_replies, error_reply
 from asyncroute._socket import SocketInfo
 from asyncroute.constants import AF_INET, NLM_F, NLMSG, RT_TABLE, RTM
 from asyncroute.errors import (
@@ -49,6 +48,7 @@ from asyncroute.errors import (
     PermissionDeniedError,
 )
 from asyncroute.messages import DoneMessage, Message, RouteMessage
+from asyncroute.testing.fake_kernel import FAKE_PORT_ID, FakeKernel, ack, dump_replies, error_reply
 
 pytestmark = pytest.mark.anyio
 

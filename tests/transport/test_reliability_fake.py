@@ -31,10 +31,10 @@ import pytest
 
 from asyncroute import Connection
 from asyncroute._codec import encode_messages
-from asyncroute._fake_kernel import FakeKernel, ack, dump_replies
 from asyncroute.constants import AF_INET, NLM_F, NLMSG, RT_TABLE, RTM
 from asyncroute.errors import AsyncrouteError, ConnectionClosed, DumpInterrupted
 from asyncroute.messages import DoneMessage, Message, RouteMessage
+from asyncroute.testing.fake_kernel import FakeKernel, ack, dump_replies
 
 pytestmark = pytest.mark.anyio
 

@@ -2,7 +2,7 @@
 
 Cilium's ListRules filter semantics case by case (``_rule_matches``), rule decoding,
 the RTM_DELROUTE built for a dumped route, and bad input refused before any request.
-A fake kernel (:class:`asyncroute._fake_kernel.FakeKernel`) checks the dump requests
+A fake kernel (:class:`asyncroute.testing.fake_kernel.FakeKernel`) checks the dump requests
 list_routes sends and how delete_route_table reports failed deletions.
 """
 
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from asyncroute import RTM, KernelError, Message, Rule
-from asyncroute._fake_kernel import FakeKernel, ack, dump_replies, error_reply
 from asyncroute.constants import AF_INET, AF_INET6, AF_UNSPEC
 from asyncroute.listing import (
     _delete_request,
@@ -28,6 +27,7 @@ from asyncroute.listing import (
     node_device_with_default_route,
 )
 from asyncroute.messages import MultipathHop, RouteMessage, RuleMessage
+from asyncroute.testing.fake_kernel import FakeKernel, ack, dump_replies, error_reply
 
 V4 = IPv4Address
 

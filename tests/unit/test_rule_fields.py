@@ -23,11 +23,11 @@ import pytest
 
 from asyncroute import RTM, Rule
 from asyncroute._codec import decode_body, encode_body
-from asyncroute._fake_kernel import FakeKernel, ack, dump_replies
 from asyncroute.constants import AF_INET, AF_INET6, FR_ACT
 from asyncroute.listing import _rule_matches, list_rules
 from asyncroute.messages import Message, RuleMessage
 from asyncroute.rule import _rule_from_message
+from asyncroute.testing.fake_kernel import FakeKernel, ack, dump_replies
 
 V4 = IPv4Address
 

@@ -4,7 +4,7 @@ This module is shipped with asyncroute so that users can test their own route-pr
 code against a real kernel the same way asyncroute's own suite does.  The namespace part
 deliberately uses nothing from asyncroute (the harness must not share bugs with the code
 under test): only the standard library, pytest, root privileges and iproute2's ``ip``.
-:class:`FakeKernel` (from ``asyncroute._fake_kernel``) runs a real connection over a
+:class:`FakeKernel` (from ``asyncroute.testing.fake_kernel``) runs a real connection over a
 socketpair without privileges.
 
 Enable the ``netns`` fixture in a test suite by naming this module as a pytest plugin in
@@ -18,7 +18,7 @@ and then request it::
         netns.ip("route", "add", "198.18.0.0/24", "via", "192.0.2.1", "dev", "v0")
         assert netns.ip_json("route", "show", "198.18.0.0/24")
 
-Every namespace has the same layout, described in :mod:`asyncroute.netns`: veth
+Every namespace has the same layout, described in :mod:`asyncroute.testing.netns`: veth
 ``v0``/``v1`` up, ``192.0.2.2/24`` and ``2001:db8::2/64`` on ``v0`` only, so that
 ``192.0.2.1`` and ``2001:db8::1`` are on-link gateways no interface holds.
 
@@ -37,7 +37,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ._fake_kernel import FakeKernel, ack, dump_replies, error_reply
+from .fake_kernel import FakeKernel, ack, dump_replies, error_reply
 from .netns import Namespace, NetnsUnavailable, create_namespace, delete_namespace, namespace
 
 __all__ = [

@@ -15,11 +15,11 @@ from contextlib import asynccontextmanager
 
 import anyio
 
-from ._codec import decode_datagram, encode_message
-from ._socket import SocketInfo
-from .client import Connection
-from .constants import NLM_F, NLMSG, NLMSG_MIN_TYPE
-from .messages import Body, DoneMessage, ErrorMessage, Message
+from .._codec import decode_datagram, encode_message
+from .._socket import SocketInfo
+from ..client import Connection
+from ..constants import NLM_F, NLMSG, NLMSG_MIN_TYPE
+from ..messages import Body, DoneMessage, ErrorMessage, Message
 
 __all__ = ["FakeKernel", "Handler", "ack", "dump_replies", "error_reply"]
 
