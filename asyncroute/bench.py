@@ -52,7 +52,7 @@ from typing import Any, TypeVar
 
 import anyio
 
-from .testing.netns import Namespace, NetnsUnavailable, create_namespace, delete_namespace
+from .netns import Namespace, NetnsUnavailable, create_namespace, delete_namespace
 
 __all__ = ["PHASES", "add_arguments", "run"]
 

@@ -17,7 +17,7 @@ import anyio
 
 import asyncroute
 from asyncroute import AF_INET, RT_SCOPE, Route
-from asyncroute.testing.netns import namespace
+from asyncroute.netns import namespace
 
 try:
     from rich.console import Console

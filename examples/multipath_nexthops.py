@@ -20,7 +20,7 @@ import anyio
 
 import asyncroute
 from asyncroute import Nexthop, NexthopGroup, NexthopObject, Route
-from asyncroute.testing.netns import namespace
+from asyncroute.netns import namespace
 
 HOPS = [Nexthop("192.0.2.1", "v0", weight=3), Nexthop("192.0.2.5", "v0")]  # 3:1 of the flows
 ECMP = Route("203.0.113.0/24", nexthops=HOPS, table=100)

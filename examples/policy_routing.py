@@ -19,7 +19,7 @@ import anyio
 
 import asyncroute
 from asyncroute import AF_INET, AF_INET6, Route, Rule
-from asyncroute.testing.netns import namespace
+from asyncroute.netns import namespace
 
 RULE = Rule(priority=100, mark=0x100, mask=0xFF00, table=100)  # mark & 0xff00 == 0x100
 DEFAULTS = [

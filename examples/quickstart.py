@@ -14,7 +14,7 @@ import anyio
 
 import asyncroute
 from asyncroute import NotFoundError, Route
-from asyncroute.testing.netns import namespace
+from asyncroute.netns import namespace
 
 ROUTE = Route("198.51.100.0/24", nexthop="192.0.2.1", device="v0")
 

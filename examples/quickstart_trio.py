@@ -16,7 +16,7 @@ import trio
 
 import asyncroute
 from asyncroute import NotFoundError, Route
-from asyncroute.testing.netns import namespace
+from asyncroute.netns import namespace
 
 ROUTES = [Route(f"198.51.100.{64 * i}/26", nexthop="192.0.2.1", device="v0") for i in range(3)]
 

@@ -18,7 +18,7 @@ import anyio
 
 import asyncroute
 from asyncroute import AF_INET, RTPROT, Resync, Route, RouteRemoved
-from asyncroute.testing.netns import namespace
+from asyncroute.netns import namespace
 
 TABLE = 100
 # proto=static marks the routes as ours.  Listings read type 1 (unicast): .replace(type=0).

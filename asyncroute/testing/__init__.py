@@ -18,7 +18,7 @@ and then request it::
         netns.ip("route", "add", "198.18.0.0/24", "via", "192.0.2.1", "dev", "v0")
         assert netns.ip_json("route", "show", "198.18.0.0/24")
 
-Every namespace has the same layout, described in :mod:`asyncroute.testing.netns`: veth
+Every namespace has the same layout, described in :mod:`asyncroute.netns`: veth
 ``v0``/``v1`` up, ``192.0.2.2/24`` and ``2001:db8::2/64`` on ``v0`` only, so that
 ``192.0.2.1`` and ``2001:db8::1`` are on-link gateways no interface holds.
 
@@ -37,8 +37,8 @@ from collections.abc import Iterator
 
 import pytest
 
+from ..netns import Namespace, NetnsUnavailable, create_namespace, delete_namespace, namespace
 from .fake_kernel import FakeKernel, ack, dump_replies, error_reply
-from .netns import Namespace, NetnsUnavailable, create_namespace, delete_namespace, namespace
 
 __all__ = [
     "FakeKernel",

@@ -120,7 +120,10 @@ def test_wheel_holds_the_package_only(wheel: Path) -> None:
 
     assert "asyncroute/__init__.py" in names
     assert "asyncroute/py.typed" in names
-    assert "asyncroute/testing.py" in names  # shipped on purpose: users' netns fixture
+    # shipped on purpose: users' netns fixture and the fake kernel; the command line
+    assert "asyncroute/testing/__init__.py" in names
+    assert "asyncroute/testing/fake_kernel.py" in names
+    assert "asyncroute/cli/__init__.py" in names
     tops = {name.split("/")[0] for name in names}
     assert tops == {"asyncroute", f"{NAME}-{VERSION}.dist-info"}, tops
     assert not [n for n in names if "__pycache__" in n or n.endswith((".pyc", ".pyo"))]

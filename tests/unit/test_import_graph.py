@@ -63,7 +63,6 @@ TOOLS = frozenset(
         "bench",
         "netns",
         "testing",
-        "testing.netns",
         "testing.fake_kernel",
     ]
 )
@@ -160,17 +159,3 @@ def test_the_check_sees_imports() -> None:
     assert "_codec" in GRAPH["route"]
     assert "client" in GRAPH["mtu"]  # a function-level import
     assert "mtu" not in GRAPH["client"]  # typing-only
-
-
-def test_the_old_namespace_module_path_still_works() -> None:
-    """``asyncroute.netns`` (documented before the helpers moved under ``testing``)
-    still gives the same helpers, with a DeprecationWarning."""
-    import importlib
-    import sys
-
-    # (``asyncroute.testing.netns`` the attribute is the pytest fixture of that name.)
-    netns = importlib.import_module("asyncroute.testing.netns")
-    sys.modules.pop("asyncroute.netns", None)
-    with pytest.warns(DeprecationWarning, match=r"asyncroute\.testing\.netns"):
-        old = importlib.import_module("asyncroute.netns")
-    assert old.namespace is netns.namespace and old.Namespace is netns.Namespace
