@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import iproute2
 from .constants import RTAX
 from .encap import ENCAP_TYPE, TUNNEL_FLAGS, Encap
 from .route_attributes import METRICS, RouteAttributes, route_attributes
@@ -52,8 +53,7 @@ _JSON_NAMES = {name: name for name in METRICS} | {"congctl": "congestion", "mtu"
 _METRIC_ORDER = sorted([*METRICS.items(), ("mtu", int(RTAX.MTU))], key=lambda item: item[1])
 
 
-class ParseError(ValueError):
-    """A command that cannot be turned into a request; the message says why."""
+ParseError = iproute2.ParseError
 
 
 # --------------------------------------------------------------------------- reading

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
 from . import ip_route_words as ip_words
+from . import iproute2
 from ._codec import RTA_CACHEINFO, RTAX_MTU, encode_body, pack_route_body
 from ._flight import SingleFlight
 from ._frame import NLA_TYPE_MASK
@@ -87,11 +88,6 @@ IP6_DEFAULT_METRIC = 1024
 
 _typeof = builtins.type  # `type` is a field, and so a parameter, of Route
 _ZERO = 0
-_TYPE_NAMES = {t.value: t.name.lower() for t in RTN}
-# iproute2's own names (rt_scopes); it spells scope 0 "global", not "universe".
-_SCOPE_NAMES = {0: "global", 200: "site", 253: "link", 254: "host", 255: "nowhere"}
-# Route types iproute2 puts in table local unless told otherwise (iproute_modify).
-_IP_LOCAL_TABLE_TYPES = frozenset((RTN.LOCAL, RTN.BROADCAST, RTN.ANYCAST, RTN.NAT))
 _DEVICELESS_TYPES = frozenset((RTN.BLACKHOLE, RTN.UNREACHABLE, RTN.PROHIBIT, RTN.THROW))
 
 
@@ -548,7 +544,7 @@ class Route:
             argv.append("-6")
         argv += ["route", verb]
         if self.type not in (0, RTN.UNICAST):
-            argv.append(_TYPE_NAMES.get(self.type, str(self.type)))
+            argv.append(iproute2.type_name(self.type))
         argv.append(str(self.prefix))
         argv += ip_words.head_words(self._x)
         if self.priority:
@@ -561,12 +557,14 @@ class Route:
             argv += ["nhid", str(self._nh_id)]
         elif not self._hops and device:
             argv += ["dev", device]
-        if self.table_id != MAIN_TABLE or self.type in _IP_LOCAL_TABLE_TYPES:
+        if self.table_id != iproute2.default_table(self.type or RTN.UNICAST):
             argv += ["table", "main" if self.table_id == MAIN_TABLE else str(self.table_id)]
         if self.local is not None:
             argv += ["src", str(self.local)]
-        if self.prefix.version == 4 and self.effective_scope != self._ip_default_scope():
-            argv += ["scope", _SCOPE_NAMES.get(self.effective_scope, str(self.effective_scope))]
+        nexthop = self.nexthop is not None or bool(self._hops) or bool(self._nh_id)
+        default = iproute2.default_scope(RTM.NEWROUTE, self._family, self.type, nexthop)
+        if self.prefix.version == 4 and self.effective_scope != default:
+            argv += ["scope", iproute2.scope_name(self.effective_scope)]
         if self.proto:
             argv += ["proto", str(self.proto)]
         if self._x is not None:
@@ -585,19 +583,6 @@ class Route:
             commands.append(self.nexthop_route()._ip_argv(dev, "replace"))
         commands.append(self._ip_argv(dev, "replace"))
         return commands
-
-    def _ip_default_scope(self) -> int:
-        # iproute2 (iproute.c, iproute_modify): host for local/nat, link for
-        # broadcast/multicast/anycast, link for a unicast route without a gateway,
-        # universe otherwise.
-        kind = self.type or RTN.UNICAST
-        if kind in (RTN.LOCAL, RTN.NAT):
-            return RT_SCOPE.HOST
-        if kind in (RTN.BROADCAST, RTN.MULTICAST, RTN.ANYCAST):
-            return RT_SCOPE.LINK
-        if kind == RTN.UNICAST and self.nexthop is None and not self._hops and not self._nh_id:
-            return RT_SCOPE.LINK
-        return RT_SCOPE.UNIVERSE
 
     # ------------------------------------------------------------------ wire form
 

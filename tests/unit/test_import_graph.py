@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, frozenset[str]]] = [
                 "_retry",
                 "encap",
                 "route_attributes",
+                "iproute2",
                 "ip_route_words",
                 "route",
                 "multipath",
