@@ -25,7 +25,7 @@ from typing import Any
 from . import iproute2
 from .constants import RTAX
 from .encap import ENCAP_TYPE, TUNNEL_FLAGS, Encap
-from .route_attributes import METRICS, RouteAttributes, route_attributes
+from .route_attributes import METRIC_NAMES, METRICS, RouteAttributes, route_attributes
 
 __all__ = [
     "PREF_NAMES",
@@ -263,8 +263,7 @@ def _metric_items(attrs: RouteAttributes | None, mtu: int) -> list[tuple[str, in
     them; MTU included."""
     values: dict[str, int | str] = {"mtu": mtu} if mtu else {}
     if attrs is not None:
-        names = {number: name for name, number in METRICS.items()}
-        values.update((names[number], value) for number, value in attrs.metrics)
+        values.update((METRIC_NAMES[number], value) for number, value in attrs.metrics)
         if attrs.congctl is not None:
             values["congctl"] = attrs.congctl
     return [(name, values[name]) for name, _ in _METRIC_ORDER if name in values]

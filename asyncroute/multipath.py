@@ -155,10 +155,16 @@ class Nexthop:
         )
 
     def _ip_tokens(self) -> list[str]:
-        """``nexthop via GW dev D weight W onlink`` for ``ip route``."""
+        """``nexthop via GW dev D weight W onlink`` for ``ip route``; ValueError for
+        attributes ``ip`` cannot write."""
         if self._other:
             numbers = ", ".join(str(number) for number, _ in self._other)
             raise ValueError(f"other_attributes: ip cannot write hop attribute(s) {numbers}")
+        return self._words()
+
+    def _words(self) -> list[str]:
+        """``nexthop [encap …] via GW [realms R] dev D weight W [onlink]``, as ``ip
+        route`` writes (and reads) one hop."""
         tokens = ["nexthop"]
         if self._encap is not None:
             tokens += ip_words.encap_words(self._encap)

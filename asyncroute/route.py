@@ -55,6 +55,7 @@ from .multipath import Nexthop, nexthop_from_wire
 from .route_attributes import (
     METRIC_NAMES,
     METRICS,
+    NO_ATTRIBUTES,
     RouteAttributeArgs,
     RouteAttributes,
     route_attributes,
@@ -92,14 +93,10 @@ _DEVICELESS_TYPES = frozenset((RTN.BLACKHOLE, RTN.UNREACHABLE, RTN.PROHIBIT, RTN
 
 
 _ONLINK = int(RTNH_F.ONLINK)
-_EXTRA_FIELDS = frozenset(
-    ("tos", "source", "metrics", "locked", "onlink", "pref", "expires", "realms", "encap",
-     "other_attributes")
-)  # fmt: skip
+_EXTRA_FIELDS = RouteAttributeArgs.__optional_keys__
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")  # USER_HZ: the unit of rta_cacheinfo.rta_expires
 
 
-_NO_EXTRAS = RouteAttributes()
 #: Attributes the kernel reports that describe its state rather than the route: a
 #: listing drops them, and they are never sent (RTA_UID, RTA_TTL_PROPAGATE of MPLS
 #: answers to RTM_GETROUTE aside, the kernel adds none but these to a route dump).
@@ -254,7 +251,7 @@ class Route:
         self._x: RouteAttributes | None = None
         if attributes or via:
             found = route_attributes(self._family, via=via, **attributes)
-            if found != _NO_EXTRAS:
+            if found != NO_ATTRIBUTES:
                 self._x = found
 
     def _check_nexthops(self, nexthops: Iterable[Nexthop] | None, nexthop_id: int) -> None:
@@ -621,7 +618,7 @@ class Route:
             scope = RT_SCOPE.HOST
         hops = tuple(hop._wire(oif) for hop, oif in zip(self._hops, hop_oifs, strict=True))
         single = not hops and not self._nh_id
-        x = self._x or _NO_EXTRAS
+        x = self._x or NO_ATTRIBUTES
         return RouteMessage(
             family=self._family,
             dst_len=self._plen,

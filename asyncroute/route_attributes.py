@@ -19,7 +19,14 @@ from .constants import AF_INET, AF_INET6, RTAX, RTNH_F
 from .encap import Encap
 from .messages import RawAttributes
 
-__all__ = ["METRICS", "METRIC_NAMES", "RouteAttributeArgs", "RouteAttributes", "route_attributes"]
+__all__ = [
+    "METRICS",
+    "METRIC_NAMES",
+    "NO_ATTRIBUTES",
+    "RouteAttributeArgs",
+    "RouteAttributes",
+    "route_attributes",
+]
 
 
 class RouteAttributeArgs(TypedDict, total=False):
@@ -156,3 +163,7 @@ def route_attributes(
         tos, network, tuple(sorted(numbers)), congctl, lock, onlink, pref, expires,
         realms, via, encap, check_attributes(other_attributes),
     )  # fmt: skip
+
+
+#: The attributes of a route that has none beyond Cilium's fields.
+NO_ATTRIBUTES = RouteAttributes()

@@ -384,20 +384,6 @@ class Rule:
         # (any) for TO_TBL, as Cilium's does; other actions are named.  The kernel
         # compares the selectors' addresses as it holds them: the exact ones are sent.
         extra = self._extra
-        if extra is _UNSET:  # Cilium's rule (bulk replace_rules): its six fields only
-            return RuleMessage(
-                family=family,
-                dst_len=0 if self.dst is None else self.dst.prefixlen,
-                src_len=0 if self.src is None else self.src.prefixlen,
-                table=self.table if self.table < 256 else RT_TABLE.UNSPEC,
-                action=FR_ACT.UNSPEC if delete else FR_ACT.TO_TBL,
-                dst=self._dst_address,
-                src=self._src_address,
-                priority=self.priority,
-                fwmark=self.mark,
-                fwmask=self.mask,
-                table_id=self.table if self.table >= 256 else None,
-            )
         action = extra.action
         if delete and action == FR_ACT.TO_TBL:
             action = FR_ACT.UNSPEC

@@ -4,6 +4,7 @@
 * Marks every test that uses ``netns`` (directly or through another fixture) with
   ``kernel``, so ``pytest -m "not kernel"`` runs everything that needs no root.
 * Under CI (``CI=true``) a skipped test fails the run: kernel tests must run there.
+* ``netns2``: a second fresh namespace, for tests that compare two.
 * ``anyio_backend`` runs every ``@pytest.mark.anyio`` test on asyncio and on trio.  A
   module or test that only needs asyncio overrides it with its own ``anyio_backend``
   fixture.  The anyio pytest plugin is registered by the anyio package itself.
@@ -12,8 +13,11 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
+
+from asyncroute.netns import Namespace, NetnsUnavailable, create_namespace, delete_namespace
 
 pytest_plugins = ["asyncroute.testing"]
 
@@ -62,3 +66,17 @@ def anyio_backend(request: pytest.FixtureRequest) -> str:
     """The anyio backend for ``@pytest.mark.anyio`` tests: each test runs on both."""
     backend: str = request.param
     return backend
+
+
+@pytest.fixture
+def netns2(netns: Namespace) -> Iterator[Namespace]:
+    """A second fresh namespace of the same layout (for ``ip``'s side of a comparison);
+    deleted afterwards, also when the test fails."""
+    try:
+        ns = create_namespace()
+    except NetnsUnavailable as exc:  # pragma: no cover - the first one worked
+        pytest.fail(f"second namespace: {exc}")
+    try:
+        yield ns
+    finally:
+        delete_namespace(ns)

@@ -65,7 +65,7 @@ from ..iproute2 import (
 )
 from ..messages import MultipathHop, RouteMessage, RuleMessage
 from ..multipath import hop_attributes
-from ..route_attributes import RouteAttributes
+from ..route_attributes import NO_ATTRIBUTES, RouteAttributes
 
 __all__ = [
     "Change",
@@ -304,7 +304,7 @@ class RouteChange:
             for hop in self.hops
         )
         gateway = None if self.gateway is None else ip_address(self.gateway)
-        fields = (self.attributes or _NO_ATTRIBUTES).message_fields(gateway, self.mtu)
+        fields = (self.attributes or NO_ATTRIBUTES).message_fields(gateway, self.mtu)
         fields["flags"] |= self.rtm_flags
         return encode_body(
             RouteMessage(
@@ -375,8 +375,6 @@ class RouteChange:
 
 #: The protocol ``ip`` gives the routes it adds (``proto boot``).
 RTPROT_BOOT = int(_RTPROT.BOOT)
-
-_NO_ATTRIBUTES = RouteAttributes()
 
 
 def _via_text(family: int, gateway: bytes) -> list[str]:

@@ -264,19 +264,11 @@ def route_text(route: Route, hop_separator: str = " ") -> str:
 
 
 def hop_text(hop: Nexthop) -> str:
-    """``nexthop via GW dev D weight W [onlink]``, as ``ip route`` writes one hop."""
-    out = ["nexthop"]
-    if hop.encap is not None:
-        out += ip_words.encap_words(hop.encap)
-    if hop.gateway is not None:
-        out += ["via", str(hop.gateway)]
-    if hop.realms:
-        out += ip_words.realms_text(hop.realms)
-    if hop.device:
-        out += ["dev", hop.device]
-    out += ["weight", str(hop.weight)]
-    if hop.onlink:
-        out.append("onlink")
+    """``nexthop via GW dev D weight W [onlink]``, as ``ip route`` writes one hop (and
+    ``other N:HEX`` for attributes the library does not model)."""
+    out = hop._words()
+    if hop.other_attributes:
+        out += ["other", ",".join(f"{n}:{value.hex()}" for n, value in hop.other_attributes)]
     return " ".join(out)
 
 

@@ -9,13 +9,12 @@ import select
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from asyncroute.testing import Namespace, NetnsUnavailable, create_namespace, delete_namespace
+from asyncroute.testing import Namespace
 
 
 def asyncroute_command() -> list[str]:
@@ -59,20 +58,6 @@ def run_json(*args: str, input: str | None = None) -> Any:
     proc = run_cli(*args, "--json", input=input)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
-
-
-@pytest.fixture
-def netns2(netns: Namespace) -> Iterator[Namespace]:
-    """A second fresh namespace of the same layout (for ``ip``'s side of a comparison);
-    deleted afterwards, also when the test fails."""
-    try:
-        ns = create_namespace()
-    except NetnsUnavailable as exc:  # pragma: no cover - the first one worked
-        pytest.fail(f"second namespace: {exc}")
-    try:
-        yield ns
-    finally:
-        delete_namespace(ns)
 
 
 class Background:

@@ -12,7 +12,6 @@ of both namespaces, both families, must be equal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from ipaddress import ip_interface
 from typing import Any
 
@@ -22,7 +21,7 @@ import pytest
 from asyncroute import Rule
 from asyncroute.constants import AF_INET, AF_INET6
 from asyncroute.events import Event, RuleAdded, RuleRemoved
-from asyncroute.testing import Namespace, NetnsUnavailable, create_namespace, delete_namespace
+from asyncroute.testing import Namespace
 from tests.cli.test_rule_round_trip import RULE_SHAPES_V4, RULE_SHAPES_V6
 from tests.kernel.guard import connect_in
 
@@ -41,19 +40,6 @@ SHAPES = {
     AF_INET6: ("-6", RULE_SHAPES_V6 + HOST_BITS_V6),
 }
 FAMILIES = (AF_INET, AF_INET6)
-
-
-@pytest.fixture
-def netns2(netns: Namespace) -> Iterator[Namespace]:
-    """A second fresh namespace (as tests/cli/conftest.py's), deleted afterwards."""
-    try:
-        ns = create_namespace()
-    except NetnsUnavailable as exc:  # pragma: no cover - the first one worked
-        pytest.fail(f"second namespace: {exc}")
-    try:
-        yield ns
-    finally:
-        delete_namespace(ns)
 
 
 def _ip_rules(ns: Namespace, family: int) -> list[dict[str, Any]]:

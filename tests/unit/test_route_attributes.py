@@ -62,7 +62,6 @@ def test_each_attribute_makes_a_different_route() -> None:
     }
     for name, variant in variants.items():
         assert variant != base, name
-        assert hash(variant) != hash(base) or variant != base
     assert len(set(variants.values())) == len(variants)
 
 
