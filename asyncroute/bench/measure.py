@@ -269,7 +269,7 @@ def _version(package: str) -> str:
 
 
 def _git_revision() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]  # the checkout: asyncroute/bench/measure.py
     if not (root / ".git").exists() or shutil.which("git") is None:
         return None
     head = subprocess.run(
